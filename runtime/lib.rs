@@ -1,0 +1,67 @@
+//! # mproc — Python's `multiprocessing`, in Rust
+//!
+//! Annotate a function with [`#[mproc::task]`](task) and run it in another
+//! process. A task that segfaults, aborts, exits, hangs or panics is contained
+//! in its process: the caller gets a typed [`Error`], never a crash or a hang.
+//!
+//! ```
+//! #[mproc::task]
+//! fn square(n: u64) -> u64 { n * n }
+//!
+//! # fn main() -> Result<(), mproc::Error> {
+//! // In a real program: #[mproc::main] on main (it enables the default
+//! // ForkServer start method and the Spawn method).
+//! assert_eq!(square(3), 9);                  // still a plain function
+//! let p = mproc::spawn!(square(7))?;         // now in a child process
+//! assert_eq!(p.join()?, 49);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Start methods
+//!
+//! [`StartMethod::Fork`] forks the caller; [`StartMethod::Spawn`] re-executes the
+//! binary; [`StartMethod::ForkServer`] asks a clean server process to fork. The
+//! default is `ForkServer` when the entry hook ([`#[mproc::main]`](main),
+//! [`init()`], [`#[mproc::test]`](test)) ran, `Fork` otherwise. See
+//! `docs/design.md` for how each works.
+//!
+//! ## Exit semantics
+//!
+//! The same under every start method: a panic arrives as
+//! [`Error::Panicked`] and `exitcode() == Some(1)`; `std::process::exit(n)` as
+//! [`Error::Exited`] and `Some(n)`; death by signal as [`Error::Killed`] and
+//! `Some(-signal)`. Every child is reaped; children die with their parent.
+
+mod boot;
+mod codec;
+mod error;
+mod process;
+mod start;
+mod sys;
+mod task;
+
+pub use boot::init;
+pub use error::{Error, Result};
+pub use mproc_macros::{main, spawn, task, test};
+pub use process::{
+    Pid, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, fork, parent_process,
+};
+pub use start::{Context, StartMethod, set_start_method, start_method};
+pub use task::{TaskFn, TaskValue};
+
+/// Support for the code the macros generate. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::boot::{TestGuard, test_entry};
+    pub use crate::task::{Invoked, TaskEntry, assert_task_value, invoke};
+    pub use inventory;
+
+    /// Never calls `call`: it exists so that the compiler type-checks the call
+    /// written inside it, at the user's spans.
+    pub fn check_call<A>(_args: &A, _call: impl FnOnce(A)) {}
+
+    /// The fork server's pid, starting it if needed.
+    pub fn forkserver_pid() -> crate::Result<i32> {
+        crate::start::forkserver::server_pid()
+    }
+}
