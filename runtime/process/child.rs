@@ -50,6 +50,12 @@ struct ChildState {
     taken: bool,
 }
 
+impl ChildState {
+    fn reader_is_between_frames(&self) -> bool {
+        self.reader.is_between_frames()
+    }
+}
+
 impl ChildHandle {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -200,6 +206,11 @@ impl ChildHandle {
                 }
                 Ok(Progress::Pending) => return,
                 Ok(Progress::Eof) => st.channel_done = true,
+                // A child killed before it read all we sent closes with unread data,
+                // and the kernel resets our end: that is its end of stream too.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset && st.reader_is_between_frames() => {
+                    st.channel_done = true
+                }
                 Err(e) => {
                     st.report = Some(Err(Error::Io(e)));
                     st.channel_done = true;

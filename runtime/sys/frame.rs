@@ -67,6 +67,11 @@ impl FrameReader {
         FrameReader { max, header: [0; HEADER], header_len: 0, body: Vec::new(), body_len: None }
     }
 
+    /// True when no part of a frame has been read (a stream may end cleanly here).
+    pub(crate) fn is_between_frames(&self) -> bool {
+        self.header_len == 0 && self.body_len.is_none()
+    }
+
     /// Reads what is available. On a blocking descriptor this returns only once a
     /// frame is complete or the stream ended.
     pub(crate) fn read_some(&mut self, fd: BorrowedFd<'_>) -> io::Result<Progress> {
