@@ -86,8 +86,9 @@ impl Reexec {
 /// }
 /// ```
 pub fn init() {
-    divert_if_child();
+    // Recorded before diverting: a child can start children of its own the same way.
     let _ = REEXEC.set(Reexec::Main);
+    divert_if_child();
     register_exit_rule(false);
 }
 
@@ -96,7 +97,6 @@ pub fn init() {
 /// when the test ends, whether it passes or fails.
 #[doc(hidden)]
 pub fn test_entry(module_path: &'static str, fn_name: &'static str) -> TestGuard {
-    divert_if_child();
     let test = match module_path.split_once("::") {
         Some((_crate, rest)) => format!("{rest}::{fn_name}"),
         None => fn_name.to_string(),
@@ -104,6 +104,7 @@ pub fn test_entry(module_path: &'static str, fn_name: &'static str) -> TestGuard
     if let Ok(mut t) = HOOK_TESTS.lock() {
         t.get_or_insert(test);
     }
+    divert_if_child();
     register_exit_rule(true);
     TestGuard { scope: registry::enter_scope() }
 }

@@ -25,8 +25,10 @@ use crate::process::registry::{self, Identity, state};
 use crate::sys::sock::{self, Kind};
 use crate::task::Report;
 
-/// How a child process is started. See the [module docs](crate#start-methods).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// How a child process is started. See the [crate docs](crate#start-methods).
+///
+/// It is a serde value, so a task can be told which method to use for children of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
     /// `fork()` the calling process.
     Fork,
