@@ -24,13 +24,9 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 
 /// Decodes one value that must fill `bytes` exactly.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| Error::Codec(e.to_string()))?;
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| Error::Codec(e.to_string()))?;
     if used != bytes.len() {
-        return Err(Error::Codec(format!(
-            "{} trailing bytes after the value",
-            bytes.len() - used
-        )));
+        return Err(Error::Codec(format!("{} trailing bytes after the value", bytes.len() - used)));
     }
     Ok(value)
 }

@@ -134,10 +134,9 @@ impl fmt::Display for Error {
                 f,
                 "the start method is already set (to {current:?}): call set_start_method once, or use a Context"
             ),
-            Error::AlreadyJoined { process } => write!(
-                f,
-                "process {process} was already joined: its result was returned by an earlier join_timeout"
-            ),
+            Error::AlreadyJoined { process } => {
+                write!(f, "process {process} was already joined: its result was returned by an earlier join_timeout")
+            }
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

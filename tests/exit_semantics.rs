@@ -175,7 +175,7 @@ for_each_start_method!(fork => StartMethod::Fork, spawn => StartMethod::Spawn, f
 
 #[mproc::test]
 fn fork_runs_a_capturing_closure() {
-    let words = vec!["a".to_string(), "bb".to_string(), "ccc".to_string()];
+    let words = ["a".to_string(), "bb".to_string(), "ccc".to_string()];
     let p = mproc::fork(move || words.iter().map(String::len).sum::<usize>()).unwrap();
     assert_eq!(p.join().unwrap(), 6);
 }

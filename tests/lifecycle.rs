@@ -222,7 +222,8 @@ fn re_executed_children_inherit_no_descriptor_but_their_channel() {
 #[test]
 fn children_left_running_by_a_test_are_killed_when_it_ends() {
     let pid = {
-        let _scope = mproc::__private::test_entry(module_path!(), "children_left_running_by_a_test_are_killed_when_it_ends");
+        let _scope =
+            mproc::__private::test_entry(module_path!(), "children_left_running_by_a_test_are_killed_when_it_ends");
         let p = mproc::spawn!(sleeps(60_000); start_method = StartMethod::Fork).unwrap();
         let pid = p.pid().as_raw();
         std::mem::forget(p);

@@ -65,10 +65,12 @@ impl Reexec {
     pub(crate) fn args(&self) -> Vec<OsString> {
         match self {
             Reexec::Main => Vec::new(),
-            Reexec::Test { test } => [test.as_str(), "--exact", "--nocapture", "--include-ignored", "--test-threads=1", "-q"]
-                .iter()
-                .map(OsString::from)
-                .collect(),
+            Reexec::Test { test } => {
+                [test.as_str(), "--exact", "--nocapture", "--include-ignored", "--test-threads=1", "-q"]
+                    .iter()
+                    .map(OsString::from)
+                    .collect()
+            }
         }
     }
 }
@@ -80,9 +82,10 @@ impl Reexec {
 /// terminated, the others joined when `main` returns).
 ///
 /// ```
+/// # #[allow(clippy::needless_doctest_main)]
 /// fn main() {
 ///     mproc::init();
-///     // ... the program
+///     println!("the program");
 /// }
 /// ```
 pub fn init() {

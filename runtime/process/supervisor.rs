@@ -81,8 +81,7 @@ fn run() {
             Err(_) => continue,
         };
         let woken = ready[0].readable;
-        let finished: Vec<usize> =
-            ready[1..].iter().enumerate().filter(|(_, r)| r.readable).map(|(i, _)| i).collect();
+        let finished: Vec<usize> = ready[1..].iter().enumerate().filter(|(_, r)| r.readable).map(|(i, _)| i).collect();
         drop(fds);
         for i in finished.into_iter().rev() {
             let child = watched.swap_remove(i);

@@ -10,7 +10,12 @@ use crate::process::supervisor::on_lasting_thread;
 use crate::sys::pid;
 
 /// Forks a child that runs `work`; returns its pid and pidfd.
-pub(super) fn start(parent_end: &OwnedFd, child_end: OwnedFd, me: Identity, work: LaunchWork) -> Result<(i32, OwnedFd)> {
+pub(super) fn start(
+    parent_end: &OwnedFd,
+    child_end: OwnedFd,
+    me: Identity,
+    work: LaunchWork,
+) -> Result<(i32, OwnedFd)> {
     let parent_pid = pid::getpid();
     let parent_raw = parent_end.as_raw_fd();
     let work = match work {

@@ -102,10 +102,7 @@ fn await_hello(channel: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> Result<()> {
             return Err(Error::NoEntryHook { detail: "the child exited before reaching the hook".into() });
         }
         if !ready[0].readable && !ready[1].readable {
-            return Err(Error::NoEntryHook {
-                detail: format!("no greeting within {} ms", HELLO_TIMEOUT.as_millis()),
-            });
+            return Err(Error::NoEntryHook { detail: format!("no greeting within {} ms", HELLO_TIMEOUT.as_millis()) });
         }
     }
 }
-

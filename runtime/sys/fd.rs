@@ -74,10 +74,8 @@ pub(crate) struct Ready {
 /// Waits until one of `fds` is readable or `deadline` passes; `None` waits forever.
 /// Returns one [`Ready`] per descriptor (all false on timeout). Interrupted waits resume.
 pub(crate) fn poll(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io::Result<Vec<Ready>> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-        .collect();
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     loop {
         let timeout = match deadline {
             None => -1,

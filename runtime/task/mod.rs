@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 pub use call::TaskFn;
-pub(crate) use call::{Report, run_captured};
 pub use call::{Invoked, invoke};
+pub(crate) use call::{Report, run_captured};
 pub(crate) use panic::install_panic_capture;
 
 use crate::error::{Error, Result};
