@@ -56,10 +56,6 @@ pub mod __private {
     pub use crate::task::{Invoked, TaskEntry, assert_task_value, invoke};
     pub use inventory;
 
-    /// Never calls `call`: it exists so that the compiler type-checks the call
-    /// written inside it, at the user's spans.
-    pub fn check_call<A>(_args: &A, _call: impl FnOnce(A)) {}
-
     /// The fork server's pid, starting it if needed.
     pub fn forkserver_pid() -> crate::Result<i32> {
         crate::start::forkserver::server_pid()

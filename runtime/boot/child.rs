@@ -19,7 +19,6 @@ pub(crate) const HELLO: &[u8] = b"mproc-hello-1";
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Start {
     pub me: Identity,
-    pub parent_pid: i32,
     pub task: String,
     pub args: Vec<u8>,
 }

@@ -183,9 +183,10 @@ impl ChildHandle {
         }
         let exit = match &self.exit_source {
             ExitSource::Reap => match pid::reap(self.pid, false) {
-                Ok(e) => e,
-                // ECHILD: someone else reaped it (a stray waitpid(-1) in the program).
-                Err(_) => Some(Exit::Code(0)).filter(|_| st.report.is_some()).or(Some(Exit::Signal(libc::SIGKILL))),
+                Ok(exit) => exit,
+                // ECHILD: something else in the program reaped it (a stray waitpid(-1)),
+                // and its status is lost. Its report, if any, still tells the outcome.
+                Err(_) => Some(if st.report.is_some() { Exit::Code(0) } else { Exit::Signal(libc::SIGKILL) }),
             },
             ExitSource::Server(sock) => server_status(sock.as_fd(), self.pidfd.as_fd()),
         };

@@ -136,7 +136,7 @@ pub(crate) fn launch(l: Launch) -> Result<Arc<ChildHandle>> {
             )));
         }
         (method, LaunchWork::Named { task, args }) => {
-            let start = Start { me, parent_pid: st.pid, task: task.to_string(), args };
+            let start = Start { me, task: task.to_string(), args };
             let (pid, pidfd, source) = if method == StartMethod::Spawn {
                 let (pid, pidfd) = spawn::start(parent_end.as_fd(), child_end, &start)?;
                 (pid, pidfd, ExitSource::Reap)

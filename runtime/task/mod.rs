@@ -31,6 +31,9 @@ use crate::error::{Error, Result};
 )]
 pub trait TaskValue: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
 
+// Not recommended in diagnostics: a missing bound then reports TaskValue's own
+// message (which says how to fix it) instead of serde's.
+#[diagnostic::do_not_recommend]
 impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> TaskValue for T {}
 
 /// Compile-time check used by `#[task]` on each argument and the result type.

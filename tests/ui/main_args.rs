@@ -1,0 +1,2 @@
+#[mproc::main(fork)]
+fn main() {}

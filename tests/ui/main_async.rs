@@ -1,0 +1,2 @@
+#[mproc::main]
+async fn main() {}

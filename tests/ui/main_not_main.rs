@@ -1,0 +1,6 @@
+#[mproc::main]
+fn start() {}
+
+fn main() {
+    start();
+}

@@ -1,0 +1,4 @@
+#[mproc::main]
+fn main(args: Vec<String>) {
+    drop(args);
+}

@@ -1,0 +1,4 @@
+#[mproc::task]
+struct Square(u64);
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[mproc::task]
+fn greeting() -> &'static str {
+    "hello"
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[mproc::test]
+async fn spawns() {}
+
+fn main() {}

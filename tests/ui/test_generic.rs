@@ -1,0 +1,6 @@
+#[mproc::test]
+fn spawns<T: Default>() {
+    drop(T::default());
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[mproc::test]
+fn spawns(n: u64) {
+    drop(n);
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[mproc::test]
+#[test]
+fn spawns() {}
+
+fn main() {}
