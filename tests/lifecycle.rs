@@ -157,6 +157,13 @@ macro_rules! for_each_start_method {
             }
 
             #[mproc::test]
+            fn a_daemon_may_have_children_of_its_own() {
+                let p = mproc::spawn!(name_of_my_first_child(METHOD); start_method = METHOD, daemon = true).unwrap();
+                let (parent, child) = p.join().unwrap();
+                assert_eq!(child, format!("{parent}:1"));
+            }
+
+            #[mproc::test]
             fn a_dropped_process_is_reaped_without_join() {
                 let p = mproc::spawn!(sleeps(20); start_method = METHOD).unwrap();
                 let pid = p.pid().as_raw();
