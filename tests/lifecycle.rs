@@ -46,6 +46,11 @@ fn leaves_a_daemon(method: StartMethod, path: String) -> i32 {
 }
 
 #[mproc::task]
+fn big(len: usize) -> Vec<u8> {
+    vec![7; len]
+}
+
+#[mproc::task]
 fn writes_after(path: String, ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
     std::fs::write(path, "done").unwrap();
@@ -171,6 +176,17 @@ macro_rules! for_each_start_method {
                 assert!(
                     common::eventually(Duration::from_secs(10), || !common::exists(pid)),
                     "process {pid} was not reaped"
+                );
+            }
+
+            #[mproc::test]
+            fn a_dropped_process_with_a_result_larger_than_the_socket_buffer_still_ends() {
+                let p = mproc::spawn!(big(16 << 20); start_method = METHOD).unwrap();
+                let pid = p.pid().as_raw();
+                drop(p);
+                assert!(
+                    common::eventually(Duration::from_secs(20), || !common::exists(pid)),
+                    "process {pid} never finished writing its result"
                 );
             }
 

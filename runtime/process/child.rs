@@ -109,7 +109,7 @@ impl ChildHandle {
     }
 
     /// The descriptor that becomes readable when the exit status can be collected.
-    pub(crate) fn sentinel(&self) -> BorrowedFd<'_> {
+    fn sentinel(&self) -> BorrowedFd<'_> {
         match &self.exit_source {
             ExitSource::Reap => self.pidfd.as_fd(),
             ExitSource::Server(s) => s.as_fd(),
@@ -153,26 +153,24 @@ impl ChildHandle {
     /// (`Ok(false)`); collects its report on the way.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<bool> {
         loop {
-            let watch_channel = {
-                let mut st = self.lock();
-                self.pump(&mut st);
-                if st.exit.is_some() {
-                    return Ok(true);
-                }
-                !st.channel_done
-            };
-            let ready = if watch_channel {
-                poll(&[self.channel.as_fd(), self.sentinel()], deadline)?
-            } else {
-                poll(&[self.sentinel()], deadline)?
-            };
+            if self.poll_exit().is_some() {
+                return Ok(true);
+            }
+            let ready = poll(&self.interest(), deadline)?;
             if ready.iter().all(|r| !r.readable) {
                 // Timed out; one last look so that an exit racing the deadline counts.
-                let mut st = self.lock();
-                self.pump(&mut st);
-                return Ok(st.exit.is_some());
+                return Ok(self.poll_exit().is_some());
             }
         }
+    }
+
+    /// The descriptors to poll until the process has ended: its result channel
+    /// while a report may still come (it must be drained, or a child writing a
+    /// large result would block forever), and the exit sentinel. Call
+    /// [`poll_exit`](Self::poll_exit) when one is readable.
+    pub(crate) fn interest(&self) -> Vec<BorrowedFd<'_>> {
+        let channel_open = !self.lock().channel_done;
+        if channel_open { vec![self.channel.as_fd(), self.sentinel()] } else { vec![self.sentinel()] }
     }
 
     /// Reads whatever the channel and the exit source have, without blocking.

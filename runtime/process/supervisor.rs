@@ -74,21 +74,26 @@ fn run() {
     let sup = Supervisor::get_existing();
     let mut watched: Vec<Arc<ChildHandle>> = Vec::new();
     loop {
+        // The wake-up descriptor, then each child's descriptors, remembering whose they are.
         let mut fds = vec![sup.wake.as_fd()];
-        fds.extend(watched.iter().map(|c| c.sentinel()));
-        let ready = match poll(&fds, None) {
-            Ok(r) => r,
-            Err(_) => continue,
-        };
-        let woken = ready[0].readable;
-        let finished: Vec<usize> = ready[1..].iter().enumerate().filter(|(_, r)| r.readable).map(|(i, _)| i).collect();
+        let mut owner = vec![usize::MAX];
+        for (i, child) in watched.iter().enumerate() {
+            for fd in child.interest() {
+                fds.push(fd);
+                owner.push(i);
+            }
+        }
+        let Ok(ready) = poll(&fds, None) else { continue };
         drop(fds);
-        for i in finished.into_iter().rev() {
-            let child = watched.swap_remove(i);
-            if child.poll_exit().is_some() {
+        let woken = ready[0].readable;
+        let mut touched: Vec<usize> =
+            owner.iter().zip(&ready).skip(1).filter(|(_, r)| r.readable).map(|(&i, _)| i).collect();
+        touched.dedup();
+        // Highest index first, so swap_remove only moves children already looked at.
+        for i in touched.into_iter().rev() {
+            if watched[i].poll_exit().is_some() {
+                let child = watched.swap_remove(i);
                 state().remove_child(&child);
-            } else {
-                watched.push(child);
             }
         }
         if woken {
