@@ -1,0 +1,59 @@
+//! Running the CPython side of a comparison: a script in `benches/` that prints
+//! one JSON object with its samples.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use super::json::Json;
+use super::stats::{Plan, Stats, fmt_time};
+
+/// The interpreter the comparisons run against: `python3`, or `$MPROC_BENCH_PYTHON`.
+pub struct Python {
+    exe: String,
+    pub version: String,
+}
+
+impl Python {
+    pub fn find() -> Option<Python> {
+        let exe = std::env::var("MPROC_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = Command::new(&exe)
+            .args(["-c", "import platform; print(platform.python_version())"])
+            .stderr(Stdio::inherit())
+            .output()
+            .ok()?;
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !version.is_empty()).then_some(Python { exe, version })
+    }
+
+    /// Runs `benches/<script> <args> --warmup W --iterations N` and summarises the
+    /// `"samples"` (seconds) it prints.
+    ///
+    /// Every script prints one JSON object on standard output:
+    /// `{"python": "3.11.7", "samples": [seconds, ...]}` (more keys are allowed).
+    pub fn measure(&self, label: &str, script: &str, args: &[&str], plan: Plan) -> Result<Stats, String> {
+        eprint!("  {label:<44}");
+        let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "benches", script].iter().collect();
+        let out = Command::new(&self.exe)
+            .arg(&path)
+            .args(args)
+            .args(["--warmup", &plan.warmup.to_string(), "--iterations", &plan.iters.to_string()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.exe))?;
+        if !out.status.success() {
+            eprintln!(" failed");
+            return Err(format!("{} {} exited with {}", self.exe, path.display(), out.status));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let json = Json::parse(text.trim()).map_err(|e| format!("{script}: bad JSON ({e})"))?;
+        let samples = json
+            .get("samples")
+            .and_then(Json::as_f64s)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("{script}: no \"samples\" in its output"))?;
+        let stats = Stats::from_samples(&samples);
+        eprintln!(" median {} (n = {})", fmt_time(stats.median), stats.n);
+        Ok(stats)
+    }
+}

@@ -1,0 +1,15 @@
+//! Workload families. Each is one function that measures mproc, CPython and the
+//! raw floor side by side and returns its section of the report. To add one:
+//! write `family.rs` with `pub fn run(bench: &Bench) -> Section` (plus its
+//! CPython script `benches/cpython_family.py`), and list it in `FAMILIES`.
+
+use crate::common::Bench;
+use crate::common::report::Section;
+
+pub mod startup;
+
+/// A family: the name that selects it on the command line, and the function that runs it.
+pub type Family = (&'static str, fn(&Bench) -> Section);
+
+/// Every family, in report order.
+pub const FAMILIES: &[Family] = &[("startup", startup::run)];
