@@ -42,6 +42,7 @@ pub(crate) fn boot_spawned(channel: OwnedFd) -> ! {
         _ => pid::exit_now(1),
     };
     registry::become_child(start.me);
+    task::install_panic_capture();
     run(channel, Work::Named { task: start.task, args: start.args })
 }
 
@@ -55,14 +56,17 @@ pub(crate) fn boot_forked_by_server(channel: OwnedFd) -> ! {
     run(channel, Work::Named { task: start.task, args: start.args })
 }
 
+/// Python's rule: a child does not read the terminal. Called where each child is
+/// created (a `Spawn` child gets `/dev/null` as stdin from its command line).
+pub(crate) fn stdin_from_dev_null() {
+    if let Some(null) = fd::shared_dev_null() {
+        let _ = fd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0);
+    }
+}
+
 /// Runs the work, reports, applies the exit rule to this process's own children,
 /// and exits. Never returns and never runs the parent's exit handlers.
 pub(crate) fn run(channel: OwnedFd, work: Work) -> ! {
-    // Python's rule: a child does not read the terminal.
-    if let Ok(null) = fd::dev_null() {
-        let _ = fd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0);
-    }
-    task::install_panic_capture();
     let report = match work {
         Work::Named { task, args } => match task::by_name(&task) {
             Some(entry) => entry.invoke(&args).0,

@@ -18,8 +18,8 @@ use crate::error::Result;
 use crate::start::{self, Launch, LaunchWork, StartMethod};
 use crate::task::{self, TaskFn, TaskValue, run_captured};
 
-/// A process id. Displays as the number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A process id. Displays as the number; a serde value, so tasks can return one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Pid(i32);
 
 impl Pid {
@@ -217,14 +217,22 @@ impl ProcessBuilder {
     }
 
     /// Forks a child that runs the closure `f` (which may capture anything it can
-    /// move) and returns its result. Always uses `StartMethod::Fork`: only a
-    /// forked child has the closure's code and captured data.
+    /// move) and returns its result. Only a forked child has the closure's code
+    /// and captured data, so a builder set to another start method is an error.
+    ///
+    /// ```
+    /// let base = 40;
+    /// let p = mproc::Process::builder().name("closure").fork(move || base + 2)?;
+    /// assert_eq!(p.join()?, 42);
+    /// # Ok::<(), mproc::Error>(())
+    /// ```
     pub fn fork<F, T>(self, f: F) -> Result<Process<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: TaskValue,
     {
-        self.launch(StartMethod::Fork, LaunchWork::Closure(Box::new(move || run_captured(f))))
+        let method = self.method.unwrap_or(StartMethod::Fork);
+        self.launch(method, LaunchWork::Closure(Box::new(move || run_captured(f))))
     }
 
     fn launch<T>(self, method: StartMethod, work: LaunchWork) -> Result<Process<T>> {

@@ -35,6 +35,7 @@ pub(super) fn start(
                 // SAFETY: parent_raw is the parent's end of the channel, inherited
                 // by fork; this process must not keep it (nothing here owns it).
                 unsafe { libc::close(parent_raw) };
+                child::stdin_from_dev_null();
                 registry::become_child(me);
                 child::run(child_end, work)
             }

@@ -35,7 +35,21 @@ pub enum StartMethod {
     /// Re-execute the current binary (needs the entry hook).
     Spawn,
     /// Ask a fork server, started once by re-execution, to fork a clean child (needs the entry hook).
+    ///
+    /// The server starts with the environment and working directory the program
+    /// had when it first used this method; its children see those, not later changes.
     ForkServer,
+}
+
+impl std::fmt::Display for StartMethod {
+    /// Python's names: `fork`, `spawn`, `forkserver`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
+        })
+    }
 }
 
 static CHOSEN: OnceLock<StartMethod> = OnceLock::new();
@@ -118,6 +132,10 @@ pub(crate) enum LaunchWork {
 /// Starts a child process and registers it with this process.
 pub(crate) fn launch(l: Launch) -> Result<Arc<ChildHandle>> {
     boot::refuse_if_hookless_child()?;
+    // What every child needs, prepared once in the parent so forked children
+    // inherit it instead of each paying for it.
+    crate::task::install_panic_capture();
+    let _ = crate::sys::fd::shared_dev_null();
     let st = state();
     let (path, default_name) = st.next_identity();
     let name = l.name.unwrap_or(default_name);

@@ -28,6 +28,9 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
     // Ctrl-C reaches the whole process group; the server outlives it only as long
     // as its client does (it dies with the client), so it ignores the signal.
     pid::set_signal_ignored(libc::SIGINT, true);
+    // Done once here rather than in every child it forks.
+    crate::task::install_panic_capture();
+    let _ = fd::shared_dev_null();
     if sock::send_with_fds(control.as_fd(), HELLO, &[]).is_err() {
         pid::exit_now(1);
     }
@@ -76,6 +79,7 @@ fn fork_child(server: i32, channel: OwnedFd, status: OwnedFd) -> Option<Kid> {
                 pid::exit_now(1);
             }
             pid::set_signal_ignored(libc::SIGINT, false);
+            child::stdin_from_dev_null();
             // Keep only stdio and the channel (as fd 3): the control socket and
             // the other children's descriptors are not this child's business.
             if fd::dup2(channel.as_raw_fd(), 3).is_err() || fd::close_from(4).is_err() {

@@ -1,7 +1,7 @@
 //! File descriptors: flags, duplication, polling with deadlines.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -53,6 +53,13 @@ pub(crate) fn close_from(from: RawFd) -> io::Result<()> {
 pub(crate) fn dev_null() -> io::Result<OwnedFd> {
     let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
     Ok(OwnedFd::from(f))
+}
+
+/// One `/dev/null` descriptor for the whole process, opened on first use (before
+/// a fork, so that forked children need not open it again).
+pub(crate) fn shared_dev_null() -> Option<BorrowedFd<'static>> {
+    static NULL: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    NULL.get_or_init(|| dev_null().ok()).as_ref().map(|fd| fd.as_fd())
 }
 
 /// Takes ownership of a descriptor number received from a parent.

@@ -21,8 +21,19 @@ const HEADER: usize = 8;
 /// `deadline` bounds the whole write; on timeout the error kind is `TimedOut`.
 pub(crate) fn write_frame(fd: BorrowedFd<'_>, payload: &[u8], deadline: Option<Instant>) -> io::Result<()> {
     let header = (payload.len() as u64).to_le_bytes();
-    write_all(fd, &header, deadline)?;
-    write_all(fd, payload, deadline)
+    // Usually one system call carries the whole frame; a full socket buffer
+    // leaves the rest to the loop below.
+    let sent = match sock::send_parts(fd, &[&header, payload]) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if sent < HEADER {
+        write_all(fd, &header[sent..], deadline)?;
+        write_all(fd, payload, deadline)
+    } else {
+        write_all(fd, &payload[sent - HEADER..], deadline)
+    }
 }
 
 fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8], deadline: Option<Instant>) -> io::Result<()> {

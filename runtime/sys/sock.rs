@@ -89,6 +89,19 @@ pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Sends the concatenation of `parts` with one `sendmsg(2)` (`MSG_NOSIGNAL`),
+/// retrying on EINTR. Returns bytes written, which may be fewer than all.
+pub(crate) fn send_parts(sock: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<usize> {
+    let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) => return Ok(n),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// `read(2)`, retrying on EINTR. Returns 0 at end of file.
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
