@@ -63,6 +63,11 @@ fn leaves_a_worker(method: StartMethod, path: String) {
     drop(child);
 }
 
+#[mproc::task]
+fn short_name() -> String {
+    std::fs::read_to_string("/proc/self/comm").unwrap()
+}
+
 /// The descriptors this process holds besides stdio, as link targets.
 #[mproc::task]
 fn open_descriptors() -> Vec<String> {
@@ -240,6 +245,15 @@ fn re_executed_children_inherit_no_descriptor_but_their_channel() {
         assert_eq!(open.iter().filter(|t| t.starts_with("socket:")).count(), 1, "{method:?} child: {open:?}");
     }
     let _ = std::fs::remove_file(path);
+}
+
+#[mproc::test]
+fn re_executed_children_carry_the_program_name() {
+    let mine = std::fs::read_to_string("/proc/self/comm").unwrap();
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let theirs = mproc::spawn!(short_name(); start_method = method).unwrap().join().unwrap();
+        assert_eq!(theirs, mine, "{method}");
+    }
 }
 
 #[test]

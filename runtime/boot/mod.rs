@@ -161,6 +161,12 @@ pub(crate) fn refuse_if_hookless_child() -> Result<()> {
 fn divert_if_child() {
     let child = take_env_fd(ENV_CHILD);
     let server = take_env_fd(ENV_SERVER);
+    if child.is_some() || server.is_some() {
+        // Named like the program, not like the /proc/self/exe link it was started through.
+        let arg0 = std::env::args_os().next().unwrap_or_default();
+        let base = std::path::Path::new(&arg0).file_name().unwrap_or_default();
+        crate::sys::pid::set_process_name(&base.to_string_lossy());
+    }
     if let Some(out) = take_env_fd(ENV_STDOUT) {
         // Give the task the real standard output back.
         let _ = fd::dup2(out.as_raw_fd(), 1);
