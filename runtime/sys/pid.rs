@@ -127,6 +127,9 @@ pub(crate) fn exit_now(code: i32) -> ! {
 
 /// Sets this process's short name (what `ps`, `top` and `pkill` show), at most
 /// 15 bytes. A re-executed child is otherwise named after `/proc/self/exe`: `exe`.
+/// Both the process (its main thread) and the calling thread are renamed: the
+/// hook may run on a thread other than main (a test harness's), and a child
+/// forked later from this thread inherits the thread's name.
 pub(crate) fn set_process_name(name: &str) {
     let mut buf = [0u8; 16];
     let bytes = name.as_bytes();
@@ -134,4 +137,7 @@ pub(crate) fn set_process_name(name: &str) {
     buf[..n].copy_from_slice(&bytes[..n]);
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from a valid buffer.
     unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    if !on_main_thread() {
+        let _ = std::fs::write("/proc/self/comm", &bytes[..n]);
+    }
 }
