@@ -1,7 +1,6 @@
 //! What every workload family shares: timing and statistics, the CPython runner,
 //! the report, the machine line.
 
-pub mod json;
 pub mod machine;
 pub mod python;
 pub mod report;

@@ -4,8 +4,14 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::json::Json;
 use super::stats::{Plan, Stats, fmt_time};
+
+/// What every script prints: `{"python": "3.11.7", "samples": [seconds, ...]}`
+/// (more keys are allowed and ignored).
+#[derive(serde::Deserialize)]
+struct ScriptOutput {
+    samples: Vec<f64>,
+}
 
 /// The interpreter the comparisons run against: `python3`, or `$MPROC_BENCH_PYTHON`.
 pub struct Python {
@@ -45,13 +51,12 @@ impl Python {
             eprintln!(" failed");
             return Err(format!("{} {} exited with {}", self.exe, path.display(), out.status));
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let json = Json::parse(text.trim()).map_err(|e| format!("{script}: bad JSON ({e})"))?;
-        let samples = json
-            .get("samples")
-            .and_then(Json::as_f64s)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| format!("{script}: no \"samples\" in its output"))?;
+        let output: ScriptOutput =
+            serde_json::from_slice(&out.stdout).map_err(|e| format!("{script}: bad JSON ({e})"))?;
+        let samples = output.samples;
+        if samples.is_empty() {
+            return Err(format!("{script}: no samples in its output"));
+        }
         let stats = Stats::from_samples(&samples);
         eprintln!(" median {} (n = {})", fmt_time(stats.median), stats.n);
         Ok(stats)
