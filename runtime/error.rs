@@ -89,8 +89,51 @@ pub enum Error {
         /// Name of the process.
         process: String,
     },
+    /// The task was cancelled before it could complete.
+    Cancelled,
+    /// The result was already taken by an earlier `get_timeout` or `result_timeout`.
+    ResultTaken,
+    /// An API was used out of order (for example `Pool::join` before `close`).
+    Misuse {
+        /// What was wrong and what to do instead.
+        what: String,
+    },
     /// An operating-system error.
     Io(io::Error),
+}
+
+impl Error {
+    /// A copy of this error, for handing one failure to several waiters
+    /// (`Error` is not `Clone`: an I/O error is copied as its kind and message).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Panicked { task, message, location, backtrace } => Error::Panicked {
+                task: task.clone(),
+                message: message.clone(),
+                location: location.clone(),
+                backtrace: backtrace.clone(),
+            },
+            Error::Killed { process, signal } => Error::Killed { process: process.clone(), signal: *signal },
+            Error::Exited { process, code } => Error::Exited { process: process.clone(), code: *code },
+            Error::WorkerLost { reason } => Error::WorkerLost { reason: reason.clone() },
+            Error::Timeout => Error::Timeout,
+            Error::Empty => Error::Empty,
+            Error::Full => Error::Full,
+            Error::Eof => Error::Eof,
+            Error::Closed => Error::Closed,
+            Error::BrokenPool { reason } => Error::BrokenPool { reason: reason.clone() },
+            Error::NotATask { name } => Error::NotATask { name: name.clone() },
+            Error::NoEntryHook { detail } => Error::NoEntryHook { detail: detail.clone() },
+            Error::AuthenticationFailed => Error::AuthenticationFailed,
+            Error::Codec(what) => Error::Codec(what.clone()),
+            Error::StartMethodAlreadySet { current } => Error::StartMethodAlreadySet { current: *current },
+            Error::AlreadyJoined { process } => Error::AlreadyJoined { process: process.clone() },
+            Error::Cancelled => Error::Cancelled,
+            Error::ResultTaken => Error::ResultTaken,
+            Error::Misuse { what } => Error::Misuse { what: what.clone() },
+            Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
 }
 
 /// `Result<T, mproc::Error>`.
@@ -137,6 +180,9 @@ impl fmt::Display for Error {
             Error::AlreadyJoined { process } => {
                 write!(f, "process {process} was already joined: its result was returned by an earlier join_timeout")
             }
+            Error::Cancelled => f.write_str("the task was cancelled"),
+            Error::ResultTaken => f.write_str("the result was already taken by an earlier get_timeout"),
+            Error::Misuse { what } => f.write_str(what),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

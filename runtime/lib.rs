@@ -35,6 +35,7 @@
 mod boot;
 mod codec;
 mod error;
+mod pool;
 mod process;
 mod start;
 mod sys;
@@ -43,17 +44,21 @@ mod task;
 pub use boot::init;
 pub use error::{Error, Result};
 pub use mproc_macros::{main, spawn, task, test};
+pub use pool::{
+    AsCompleted, AsyncResult, Executor, ExecutorBuilder, Imap, ImapUnordered, Insights, Pool, PoolBuilder, Restart,
+    ReturnWhen, TaskFuture, WorkerInsight, as_completed, wait, wait_timeout,
+};
 pub use process::{
     Pid, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, fork, parent_process,
 };
 pub use start::{Context, StartMethod, set_start_method, start_method};
-pub use task::{TaskFn, TaskValue};
+pub use task::{MapFn, TaskFn, TaskValue};
 
 /// Support for the code the macros generate. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::boot::{TestGuard, test_entry};
-    pub use crate::task::{Invoked, TaskEntry, assert_task_value, invoke};
+    pub use crate::task::{Invoked, TaskEntry, assert_task_value, invoke, invoke_chunk};
     pub use inventory;
 
     /// The fork server's pid, starting it if needed.

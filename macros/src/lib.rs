@@ -42,14 +42,20 @@ use proc_macro::TokenStream;
 ///     // One assertion per argument type and for the return type, at that type: a type that cannot
 ///     // cross a process boundary is reported there, with the runtime's message naming the fix.
 ///     const __MPROC_CHECKED: usize = { ::mproc::__private::assert_task_value::<u64>(); /* .. */ 0 };
+///     fn __mproc_call((__a0,): (u64,)) -> u64 { square(__a0) }
 ///     // Decodes the argument tuple, calls `square`, encodes the result (panics are caught).
 ///     fn __mproc_invoke(input: &[u8]) -> ::mproc::__private::Invoked {
-///         ::mproc::__private::invoke(input, |(__a0,): (u64,)| -> u64 { square(__a0) })
+///         ::mproc::__private::invoke(input, __mproc_call)
+///     }
+///     // The same for a chunk of argument tuples (pool workers).
+///     fn __mproc_invoke_chunk(input: &[u8]) -> ::mproc::__private::Invoked {
+///         ::mproc::__private::invoke_chunk(input, __mproc_call)
 ///     }
 ///     // How the runtime recognises `square` when it is handed the function as a value.
 ///     fn __mproc_key() -> &'static str { ::core::any::type_name_of_val(&square) }
 ///     ::mproc::__private::inventory::submit! {
-///         ::mproc::__private::TaskEntry::new(concat!(module_path!(), "::", "square"), __mproc_key, __mproc_invoke)
+///         ::mproc::__private::TaskEntry::new(
+///             concat!(module_path!(), "::", "square"), __mproc_key, __mproc_invoke, __mproc_invoke_chunk)
 ///     }
 /// };
 /// ```

@@ -55,14 +55,20 @@ fn registration(func: &Func) -> TokenStream {
                 type T = T;
             }
 
+            fn __mproc_call(
+                (#(#binds,)*): <[(#(#arg_types,)*); __MPROC_CHECKED] as __MprocChecked>::T,
+            ) -> <[#return_type; __MPROC_CHECKED] as __MprocChecked>::T {
+                #ident(#(#binds),*)
+            }
+
+            // One call, for a process of its own.
             fn __mproc_invoke(input: &[u8]) -> ::mproc::__private::Invoked {
-                ::mproc::__private::invoke(
-                    input,
-                    |(#(#binds,)*): <[(#(#arg_types,)*); __MPROC_CHECKED] as __MprocChecked>::T|
-                        -> <[#return_type; __MPROC_CHECKED] as __MprocChecked>::T {
-                        #ident(#(#binds),*)
-                    },
-                )
+                ::mproc::__private::invoke(input, __mproc_call)
+            }
+
+            // A chunk of calls, for a pool worker: one frame in, one frame out.
+            fn __mproc_invoke_chunk(input: &[u8]) -> ::mproc::__private::Invoked {
+                ::mproc::__private::invoke_chunk(input, __mproc_call)
             }
 
             // `spawn(square, ..)` receives the function as a value; the type name of that value is how
@@ -76,6 +82,7 @@ fn registration(func: &Func) -> TokenStream {
                     ::core::concat!(::core::module_path!(), "::", #name),
                     __mproc_key,
                     __mproc_invoke,
+                    __mproc_invoke_chunk,
                 )
             }
         };

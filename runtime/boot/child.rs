@@ -6,11 +6,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
+use crate::pool::worker::{self, WorkerConfig};
 use crate::process::registry::{self, Identity};
 use crate::sys::fd;
 use crate::sys::frame::{DEFAULT_MAX_FRAME, read_frame, write_frame};
 use crate::sys::pid;
-use crate::task::{self, Report};
+use crate::task::{self, Failure, Report};
 
 /// Greeting a re-executed child sends as soon as it reaches the hook.
 pub(crate) const HELLO: &[u8] = b"mproc-hello-1";
@@ -19,14 +20,22 @@ pub(crate) const HELLO: &[u8] = b"mproc-hello-1";
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Start {
     pub me: Identity,
-    pub task: String,
-    pub args: Vec<u8>,
+    pub job: Job,
+}
+
+/// What a child started by name does.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Job {
+    /// Run one registered task, send its report, exit.
+    Task { task: String, args: Vec<u8> },
+    /// Serve as a pool worker on the channel until told to stop.
+    Worker(WorkerConfig),
 }
 
 /// What a child runs.
 pub(crate) enum Work {
-    /// A registered task by name, with encoded arguments.
-    Named { task: String, args: Vec<u8> },
+    /// A job described by name.
+    Job(Job),
     /// A closure carried over by `fork` (its result already encoded in the report).
     Closure(Box<dyn FnOnce() -> Report + Send>),
 }
@@ -43,7 +52,7 @@ pub(crate) fn boot_spawned(channel: OwnedFd) -> ! {
     };
     registry::become_child(start.me);
     task::install_panic_capture();
-    run(channel, Work::Named { task: start.task, args: start.args })
+    run(channel, Work::Job(start.job))
 }
 
 /// A child forked by the fork server: read the work from the channel, run it.
@@ -53,7 +62,7 @@ pub(crate) fn boot_forked_by_server(channel: OwnedFd) -> ! {
         _ => pid::exit_now(1),
     };
     registry::become_child(start.me);
-    run(channel, Work::Named { task: start.task, args: start.args })
+    run(channel, Work::Job(start.job))
 }
 
 /// Python's rule: a child does not read the terminal. Called where each child is
@@ -67,20 +76,28 @@ pub(crate) fn stdin_from_dev_null() {
 /// Runs the work, reports, applies the exit rule to this process's own children,
 /// and exits. Never returns and never runs the parent's exit handlers.
 pub(crate) fn run(channel: OwnedFd, work: Work) -> ! {
-    let report = match work {
-        Work::Named { task, args } => match task::by_name(&task) {
-            Some(entry) => entry.invoke(&args).0,
-            None => Report::UnknownTask(task),
-        },
-        Work::Closure(f) => f(),
+    let code = match work {
+        Work::Job(Job::Worker(config)) => worker::serve(channel, config),
+        Work::Job(Job::Task { task, args }) => report(
+            channel,
+            match task::by_name(&task) {
+                Some(entry) => entry.invoke(&args).report,
+                None => Report::Failed(Failure::UnknownTask(task)),
+            },
+        ),
+        Work::Closure(f) => report(channel, f()),
     };
-    let code = report.exit_code();
-    let sent = codec::encode(&report).and_then(|bytes| Ok(write_frame(channel.as_fd(), &bytes, None)?));
-    drop(channel);
     registry::exit_cleanup(false);
     flush_stdio();
-    // A report that could not be delivered leaves the parent only the exit status.
-    pid::exit_now(if sent.is_ok() { code } else { 1 })
+    pid::exit_now(code)
+}
+
+/// Sends the report and closes the channel. Returns the exit code: the report's,
+/// or 1 when it could not be delivered (the parent then has only the exit status).
+fn report(channel: OwnedFd, report: Report) -> i32 {
+    let code = report.exit_code();
+    let sent = codec::encode(&report).and_then(|bytes| Ok(write_frame(channel.as_fd(), &bytes, None)?));
+    if sent.is_ok() { code } else { 1 }
 }
 
 fn flush_stdio() {

@@ -67,6 +67,7 @@ impl ChildHandle {
         pidfd: OwnedFd,
         channel: OwnedFd,
         exit_source: ExitSource,
+        stream: bool,
     ) -> io::Result<ChildHandle> {
         fd::set_nonblocking(channel.as_raw_fd(), true)?;
         if let ExitSource::Server(s) = &exit_source {
@@ -83,7 +84,8 @@ impl ChildHandle {
             exit_source,
             st: Mutex::new(ChildState {
                 reader: FrameReader::new(DEFAULT_MAX_FRAME),
-                channel_done: false,
+                // A stream's messages are read by whoever started the child, not here.
+                channel_done: stream,
                 report: None,
                 exit: None,
                 taken: false,
@@ -108,8 +110,13 @@ impl ChildHandle {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The result channel, for a child started in stream mode (a pool worker).
+    pub(crate) fn channel(&self) -> BorrowedFd<'_> {
+        self.channel.as_fd()
+    }
+
     /// The descriptor that becomes readable when the exit status can be collected.
-    fn sentinel(&self) -> BorrowedFd<'_> {
+    pub(crate) fn sentinel(&self) -> BorrowedFd<'_> {
         match &self.exit_source {
             ExitSource::Reap => self.pidfd.as_fd(),
             ExitSource::Server(s) => s.as_fd(),
@@ -234,11 +241,7 @@ impl ChildHandle {
         let exit = st.exit.unwrap_or(Exit::Signal(libc::SIGKILL));
         match st.report.take() {
             Some(Ok(Report::Returned(bytes))) => Ok(bytes),
-            Some(Ok(Report::Panicked { message, location, backtrace })) => {
-                Err(Error::Panicked { task: self.task.clone(), message, location, backtrace })
-            }
-            Some(Ok(Report::Codec(what))) => Err(Error::Codec(format!("task {}: {what}", self.task))),
-            Some(Ok(Report::UnknownTask(name))) => Err(Error::NotATask { name }),
+            Some(Ok(Report::Failed(failure))) => Err(failure.into_error(&self.task)),
             Some(Err(e)) => Err(e),
             None => match exit {
                 Exit::Signal(signal) => Err(Error::Killed { process: self.name.clone(), signal }),

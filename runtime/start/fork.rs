@@ -3,7 +3,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::LaunchWork;
-use crate::boot::child::{self, Work};
+use crate::boot::child::{self, Job, Work};
 use crate::error::Result;
 use crate::process::registry::{self, Identity};
 use crate::process::supervisor::on_lasting_thread;
@@ -19,7 +19,8 @@ pub(super) fn start(
     let parent_pid = pid::getpid();
     let parent_raw = parent_end.as_raw_fd();
     let work = match work {
-        LaunchWork::Named { task, args } => Work::Named { task: task.to_string(), args },
+        LaunchWork::Named { task, args } => Work::Job(Job::Task { task: task.to_string(), args }),
+        LaunchWork::Worker(config) => Work::Job(Job::Worker(config)),
         LaunchWork::Closure(f) => Work::Closure(f),
     };
     let forked = on_lasting_thread(move || {

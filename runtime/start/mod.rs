@@ -18,8 +18,12 @@ mod spawn;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 
-use crate::boot::{self, child::Start};
+use crate::boot::{
+    self,
+    child::{Job, Start},
+};
 use crate::error::{Error, Result};
+use crate::pool::worker::WorkerConfig;
 use crate::process::child::{ChildHandle, ExitSource};
 use crate::process::registry::{self, Identity, state};
 use crate::sys::sock::{self, Kind};
@@ -126,7 +130,35 @@ pub(crate) struct Launch {
 
 pub(crate) enum LaunchWork {
     Named { task: &'static str, args: Vec<u8> },
+    Worker(WorkerConfig),
     Closure(Box<dyn FnOnce() -> Report + Send>),
+}
+
+impl LaunchWork {
+    /// What the child's result channel carries: one report, or a stream of
+    /// messages that the caller (a pool) reads itself.
+    fn is_stream(&self) -> bool {
+        matches!(self, LaunchWork::Worker(_))
+    }
+
+    fn name(&self) -> String {
+        match self {
+            LaunchWork::Named { task, .. } => task.to_string(),
+            LaunchWork::Worker(_) => "<pool worker>".to_string(),
+            LaunchWork::Closure(_) => "<closure>".to_string(),
+        }
+    }
+
+    fn into_job(self) -> Result<Job> {
+        match self {
+            LaunchWork::Named { task, args } => Ok(Job::Task { task: task.to_string(), args }),
+            LaunchWork::Worker(config) => Ok(Job::Worker(config)),
+            LaunchWork::Closure(_) => Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a closure can only run in a forked child: use StartMethod::Fork or mproc::fork",
+            ))),
+        }
+    }
 }
 
 /// Starts a child process and registers it with this process.
@@ -141,28 +173,19 @@ pub(crate) fn launch(l: Launch) -> Result<Arc<ChildHandle>> {
     let name = l.name.unwrap_or(default_name);
     let me = Identity { name: name.clone(), path, daemon: l.daemon, parent: Some((st.pid, st.me.name.clone())) };
     let (parent_end, child_end) = sock::pair(Kind::Stream)?;
-    let (task, pid, pidfd, exit_source) = match (l.method, l.work) {
-        (StartMethod::Fork, work) => {
-            let task = work_name(&work);
-            let (pid, pidfd) = fork::start(&parent_end, child_end, me, work)?;
-            (task, pid, pidfd, ExitSource::Reap)
-        }
-        (_, LaunchWork::Closure(_)) => {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "a closure can only run in a forked child: use StartMethod::Fork or mproc::fork",
-            )));
-        }
-        (method, LaunchWork::Named { task, args }) => {
-            let start = Start { me, task: task.to_string(), args };
-            let (pid, pidfd, source) = if method == StartMethod::Spawn {
-                let (pid, pidfd) = spawn::start(parent_end.as_fd(), child_end, &start)?;
-                (pid, pidfd, ExitSource::Reap)
-            } else {
-                let (pid, pidfd, status) = forkserver::start(parent_end.as_fd(), child_end, &start)?;
-                (pid, pidfd, ExitSource::Server(status))
-            };
-            (task.to_string(), pid, pidfd, source)
+    let task = l.work.name();
+    let stream = l.work.is_stream();
+    let (pid, pidfd, exit_source) = if l.method == StartMethod::Fork {
+        let (pid, pidfd) = fork::start(&parent_end, child_end, me, l.work)?;
+        (pid, pidfd, ExitSource::Reap)
+    } else {
+        let start = Start { me, job: l.work.into_job()? };
+        if l.method == StartMethod::Spawn {
+            let (pid, pidfd) = spawn::start(parent_end.as_fd(), child_end, &start)?;
+            (pid, pidfd, ExitSource::Reap)
+        } else {
+            let (pid, pidfd, status) = forkserver::start(parent_end.as_fd(), child_end, &start)?;
+            (pid, pidfd, ExitSource::Server(status))
         }
     };
     let child = Arc::new(ChildHandle::new(
@@ -174,16 +197,10 @@ pub(crate) fn launch(l: Launch) -> Result<Arc<ChildHandle>> {
         pidfd,
         parent_end,
         exit_source,
+        stream,
     )?);
     st.add_child(child.clone());
     Ok(child)
-}
-
-fn work_name(work: &LaunchWork) -> String {
-    match work {
-        LaunchWork::Named { task, .. } => task.to_string(),
-        LaunchWork::Closure(_) => "<closure>".to_string(),
-    }
 }
 
 /// Kills and reaps a child that failed its start-up protocol.

@@ -15,9 +15,9 @@ mod panic;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-pub use call::TaskFn;
-pub use call::{Invoked, invoke};
-pub(crate) use call::{Report, run_captured};
+pub(crate) use call::{Failure, Report, run_captured};
+pub use call::{Invoked, invoke, invoke_chunk};
+pub use call::{MapFn, TaskFn};
 pub(crate) use panic::install_panic_capture;
 
 use crate::error::{Error, Result};
@@ -46,12 +46,18 @@ pub struct TaskEntry {
     name: &'static str,
     key: fn() -> &'static str,
     invoke: fn(&[u8]) -> Invoked,
+    invoke_chunk: fn(&[u8]) -> Invoked,
 }
 
 impl TaskEntry {
     #[doc(hidden)]
-    pub const fn new(name: &'static str, key: fn() -> &'static str, invoke: fn(&[u8]) -> Invoked) -> Self {
-        TaskEntry { name, key, invoke }
+    pub const fn new(
+        name: &'static str,
+        key: fn() -> &'static str,
+        invoke: fn(&[u8]) -> Invoked,
+        invoke_chunk: fn(&[u8]) -> Invoked,
+    ) -> Self {
+        TaskEntry { name, key, invoke, invoke_chunk }
     }
 
     /// The stable name: `module::path::function`.
@@ -62,6 +68,11 @@ impl TaskEntry {
     /// Runs the task on encoded arguments, in this process.
     pub(crate) fn invoke(&self, args: &[u8]) -> Invoked {
         (self.invoke)(args)
+    }
+
+    /// Runs the task on each of an encoded chunk of argument tuples, in this process.
+    pub(crate) fn invoke_chunk(&self, chunk: &[u8]) -> Invoked {
+        (self.invoke_chunk)(chunk)
     }
 }
 

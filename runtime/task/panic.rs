@@ -50,7 +50,7 @@ pub(super) struct CaptureGuard {
 
 impl CaptureGuard {
     pub(super) fn enter() -> CaptureGuard {
-        captured().take();
+        // Nothing stale to clear: whoever catches a panic takes what was recorded.
         CaptureGuard { was: CAPTURING.with(|c| c.replace(true)) }
     }
 }

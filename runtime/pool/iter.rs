@@ -1,0 +1,219 @@
+//! `imap` and `imap_unordered`: results as an iterator, input pulled lazily.
+//!
+//! Both keep at most two chunks per worker in flight and pull input (on the
+//! caller's thread, inside `next`) only to refill that window, so an endless
+//! input works and a panic in the input iterator reaches the caller.
+
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Instant;
+
+use super::Pool;
+use super::chunk::Adaptive;
+use super::engine::Job;
+use super::slot::{Slot, decode_chunk};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::task::TaskValue;
+
+/// Pulls up to `n` argument tuples from the input and encodes them as one chunk.
+type Source<'p> = Box<dyn FnMut(usize) -> Option<Result<(Vec<u8>, usize)>> + 'p>;
+
+/// What `imap` and `imap_unordered` share: the input, the chunk policy, the window.
+struct Feed<'p> {
+    pool: &'p Pool,
+    task: &'static str,
+    source: Source<'p>,
+    chunking: Adaptive,
+    window: usize,
+    exhausted: bool,
+    error: Option<Error>,
+}
+
+impl<'p> Feed<'p> {
+    fn new<A: TaskValue>(
+        pool: &'p Pool,
+        task: Result<&'static str>,
+        input: Box<dyn Iterator<Item = A> + 'p>,
+        chunksize: Option<usize>,
+    ) -> Feed<'p> {
+        let hint = input.size_hint();
+        let mut input = input.fuse();
+        let source: Source<'p> = Box::new(move |n| {
+            let part: Vec<A> = input.by_ref().take(n).collect();
+            if part.is_empty() {
+                return None;
+            }
+            Some(codec::encode(&part).map(|bytes| (bytes, part.len())))
+        });
+        let (task, error) = match task {
+            Ok(t) => (t, None),
+            Err(e) => ("", Some(e)),
+        };
+        Feed {
+            pool,
+            task,
+            source,
+            chunking: Adaptive::new(chunksize, hint, pool.processes()),
+            window: 2 * pool.processes(),
+            exhausted: error.is_some(),
+            error,
+        }
+    }
+
+    /// Pulls and submits the next chunk, if the input has one.
+    fn next_job(&mut self) -> Option<(Arc<Slot>, usize)> {
+        if self.exhausted {
+            return None;
+        }
+        match (self.source)(self.chunking.size()) {
+            None => {
+                self.exhausted = true;
+                None
+            }
+            Some(Err(e)) => {
+                self.exhausted = true;
+                self.error = Some(e);
+                None
+            }
+            Some(Ok((chunk, items))) => {
+                let slot = Slot::new();
+                let job = Job { task: self.task, chunk, items, slot: slot.clone(), group: 0, index: 0 };
+                match self.pool.engine().submit([job]) {
+                    Ok(_) => Some((slot, items)),
+                    Err(e) => {
+                        self.exhausted = true;
+                        self.error = Some(e);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes a finished chunk into one result per item, learning from its timing.
+    fn results<R: TaskValue>(&mut self, slot: &Slot, items: usize, sent: Instant) -> Vec<Result<R>> {
+        self.chunking.observe(items, sent.elapsed());
+        let decoded = slot.peek(|o| match o {
+            Some(outcome) => decode_chunk::<R>(outcome, self.task),
+            None => Err(Error::ResultTaken),
+        });
+        slot.take();
+        match decoded {
+            Ok(values) => values,
+            // The chunk as a whole failed (worker lost, timeout): so did each of its items.
+            Err(e) => (0..items).map(|_| Err(e.duplicate())).collect(),
+        }
+    }
+}
+
+/// Results of [`Pool::imap`] in input order.
+pub struct Imap<'p, R> {
+    feed: Feed<'p>,
+    in_flight: VecDeque<(Arc<Slot>, usize, Instant)>,
+    ready: VecDeque<Result<R>>,
+    _value: PhantomData<fn() -> R>,
+}
+
+impl<'p, R: TaskValue> Imap<'p, R> {
+    pub(crate) fn new<A: TaskValue>(
+        pool: &'p Pool,
+        task: Result<&'static str>,
+        input: Box<dyn Iterator<Item = A> + 'p>,
+        chunksize: Option<usize>,
+    ) -> Self {
+        Imap {
+            feed: Feed::new(pool, task, input, chunksize),
+            in_flight: VecDeque::new(),
+            ready: VecDeque::new(),
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<R: TaskValue> Iterator for Imap<'_, R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Some(r);
+            }
+            while self.in_flight.len() < self.feed.window {
+                match self.feed.next_job() {
+                    Some((slot, items)) => self.in_flight.push_back((slot, items, Instant::now())),
+                    None => break,
+                }
+            }
+            let Some((slot, items, sent)) = self.in_flight.pop_front() else {
+                return self.feed.error.take().map(Err);
+            };
+            slot.wait(None);
+            let results = self.feed.results::<R>(&slot, items, sent);
+            self.ready.extend(results);
+        }
+    }
+}
+
+/// Results of [`Pool::imap_unordered`] as they complete.
+pub struct ImapUnordered<'p, R> {
+    feed: Feed<'p>,
+    in_flight: HashMap<u64, (Arc<Slot>, usize, Instant)>,
+    next_key: u64,
+    done_tx: Sender<u64>,
+    done_rx: Receiver<u64>,
+    ready: VecDeque<Result<R>>,
+    _value: PhantomData<fn() -> R>,
+}
+
+impl<'p, R: TaskValue> ImapUnordered<'p, R> {
+    pub(crate) fn new<A: TaskValue>(
+        pool: &'p Pool,
+        task: Result<&'static str>,
+        input: Box<dyn Iterator<Item = A> + 'p>,
+        chunksize: Option<usize>,
+    ) -> Self {
+        let (done_tx, done_rx) = channel();
+        ImapUnordered {
+            feed: Feed::new(pool, task, input, chunksize),
+            in_flight: HashMap::new(),
+            next_key: 0,
+            done_tx,
+            done_rx,
+            ready: VecDeque::new(),
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<R: TaskValue> Iterator for ImapUnordered<'_, R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Some(r);
+            }
+            while self.in_flight.len() < self.feed.window {
+                let Some((slot, items)) = self.feed.next_job() else { break };
+                let key = self.next_key;
+                self.next_key += 1;
+                let tx = self.done_tx.clone();
+                slot.on_complete(move || {
+                    let _ = tx.send(key);
+                });
+                self.in_flight.insert(key, (slot, items, Instant::now()));
+            }
+            if self.in_flight.is_empty() {
+                return self.feed.error.take().map(Err);
+            }
+            let key = self.done_rx.recv().ok()?;
+            let Some((slot, items, sent)) = self.in_flight.remove(&key) else { continue };
+            slot.wait(None);
+            let results = self.feed.results::<R>(&slot, items, sent);
+            self.ready.extend(results);
+        }
+    }
+}

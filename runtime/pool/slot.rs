@@ -1,0 +1,164 @@
+//! Where a pool puts the outcome of one job (a chunk of calls), once.
+//!
+//! The engine thread completes a slot; any number of threads may wait on it,
+//! poll it as a future, or have callbacks run when it completes (on the engine
+//! thread, as Python runs them on its result-handler thread).
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::task::Failure;
+
+/// The encoded outcomes of a chunk of calls (`Vec<Result<R, Failure>>`).
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub bytes: Vec<u8>,
+    /// Whether any call in the chunk failed.
+    pub any_failed: bool,
+}
+
+/// What a job ends with: its chunk, or why the chunk as a whole failed
+/// (worker lost, timeout, cancelled, pool broken or terminated).
+pub(crate) type Outcome = Result<Chunk, Error>;
+
+type Callback = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+pub(crate) struct Slot {
+    st: Mutex<SlotState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    outcome: Option<Outcome>,
+    /// Callbacks are running: the outcome is complete but not yet free to take.
+    notifying: bool,
+    taken: bool,
+    callbacks: Vec<Callback>,
+    wakers: Vec<Waker>,
+}
+
+impl Slot {
+    pub(crate) fn new() -> Arc<Slot> {
+        Arc::new(Slot::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the outcome (the first one wins), runs callbacks, then wakes waiters.
+    pub(crate) fn complete(&self, outcome: Outcome) {
+        let mut st = self.lock();
+        if st.outcome.is_some() || st.taken {
+            return;
+        }
+        st.outcome = Some(outcome);
+        let callbacks = std::mem::take(&mut st.callbacks);
+        let wakers = std::mem::take(&mut st.wakers);
+        if !callbacks.is_empty() {
+            // Callbacks peek at the outcome; nobody may take it while they run.
+            st.notifying = true;
+            drop(st);
+            for cb in callbacks {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(cb));
+            }
+            st = self.lock();
+            st.notifying = false;
+        }
+        drop(st);
+        self.cv.notify_all();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    fn is_done_locked(st: &SlotState) -> bool {
+        (st.outcome.is_some() || st.taken) && !st.notifying
+    }
+
+    /// True once the outcome is in.
+    pub(crate) fn is_done(&self) -> bool {
+        Self::is_done_locked(&self.lock())
+    }
+
+    /// Waits for the outcome until `deadline`; true when it is in.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        let mut st = self.lock();
+        loop {
+            if Self::is_done_locked(&st) {
+                return true;
+            }
+            st = match deadline {
+                None => self.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    self.cv.wait_timeout(st, d - now).unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
+        }
+    }
+
+    /// Looks at the outcome without taking it (`None` while pending or once taken).
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(Option<&Outcome>) -> R) -> R {
+        let st = self.lock();
+        f(st.outcome.as_ref())
+    }
+
+    /// Drops the outcome of a completed slot, after its result was handed out;
+    /// returns false if it had already been.
+    pub(crate) fn take(&self) -> bool {
+        self.wait(None);
+        let mut st = self.lock();
+        if st.taken {
+            return false;
+        }
+        st.taken = true;
+        st.outcome = None;
+        true
+    }
+
+    /// True once the result was handed out.
+    pub(crate) fn is_taken(&self) -> bool {
+        self.lock().taken
+    }
+
+    /// Runs `cb` once the outcome is in (at once, on this thread, if it is).
+    pub(crate) fn on_complete(&self, cb: impl FnOnce() + Send + 'static) {
+        let mut st = self.lock();
+        if st.outcome.is_none() && !st.taken {
+            st.callbacks.push(Box::new(cb));
+            return;
+        }
+        drop(st);
+        cb();
+    }
+
+    /// Future support: ready once the outcome is in, else remembers the waker.
+    pub(crate) fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if Self::is_done_locked(&st) {
+            return Poll::Ready(());
+        }
+        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Decodes a chunk's outcomes, each failure becoming the error that names `task`.
+pub(crate) fn decode_chunk<R: DeserializeOwned>(outcome: &Outcome, task: &str) -> Result<Vec<Result<R>>> {
+    let chunk = outcome.as_ref().map_err(Error::duplicate)?;
+    let items: Vec<std::result::Result<R, Failure>> = codec::decode(&chunk.bytes)?;
+    Ok(items.into_iter().map(|r| r.map_err(|f| f.into_error(task))).collect())
+}
