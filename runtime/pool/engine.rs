@@ -447,8 +447,9 @@ impl Runner {
                 if failed && running.group != 0 {
                     self.cancel_rest_of_group(running.group, running.index);
                 }
-                running.slot.complete(outcome);
+                // Figures first: whoever the result wakes may look at them at once.
                 self.publish_insights();
+                running.slot.complete(outcome);
             }
         }
     }
@@ -465,6 +466,11 @@ impl Runner {
             (None, _) if w.stopping && w.job.is_none() => "retired after max_tasks_per_child".to_string(),
             (None, e) => describe(e),
         };
+        // The restart is on record before the failed job's owner wakes up.
+        {
+            let mut sh = self.engine.lock();
+            sh.insights.restarts.push(Restart { pid: w.child.pid(), cause: cause.clone() });
+        }
         if let Some(running) = w.job {
             let err = match w.killed {
                 Some(KillReason::Timeout) => Error::Timeout,
@@ -474,11 +480,8 @@ impl Runner {
             if running.group != 0 {
                 self.cancel_rest_of_group(running.group, running.index);
             }
+            self.publish_insights();
             running.slot.complete(Err(err));
-        }
-        {
-            let mut sh = self.engine.lock();
-            sh.insights.restarts.push(Restart { pid: w.child.pid(), cause: cause.clone() });
         }
         if !w.ready && w.killed.is_none() && !w.stopping {
             // It never got past its initializer: another would fail the same way
