@@ -96,6 +96,8 @@ pub fn start_method() -> StartMethod {
 /// let ctx = mproc::Context::new(mproc::StartMethod::Fork);
 /// let p = ctx.process().spawn(double, (21,))?;
 /// assert_eq!(p.join()?, 42);
+/// let pool = ctx.pool(2)?;
+/// assert_eq!(pool.map(double, [1, 2])?, vec![2, 4]);
 /// # Ok::<(), mproc::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -117,6 +119,16 @@ impl Context {
     /// A process builder using this context's start method.
     pub fn process(&self) -> crate::ProcessBuilder {
         crate::Process::builder().start_method(self.method)
+    }
+
+    /// A pool of `processes` workers started with this context's method.
+    pub fn pool(&self, processes: usize) -> Result<crate::Pool> {
+        crate::Pool::builder().processes(processes).start_method(self.method).build()
+    }
+
+    /// An executor of `max_workers` workers started with this context's method.
+    pub fn executor(&self, max_workers: usize) -> Result<crate::Executor> {
+        crate::Executor::builder().max_workers(max_workers).start_method(self.method).build()
     }
 }
 
