@@ -43,7 +43,31 @@ mod task;
 
 pub use boot::init;
 pub use error::{Error, Result};
+/// `par_map!` at a glance (the forms and options are described below):
+///
+/// ```
+/// #[mproc::task]
+/// fn square(n: u64) -> u64 { n * n }
+///
+/// #[mproc::task]
+/// fn add(a: i64, b: i64) -> i64 { a + b }
+///
+/// // The global pool: cpu_count() workers, made on first use.
+/// assert_eq!(mproc::par_map!(square, 0..5u64)?, vec![0, 1, 4, 9, 16]);
+///
+/// // A given pool (borrowed), a task of two arguments, options after `;`.
+/// let pool = mproc::Pool::new(2)?;
+/// let mut sums = mproc::par_map!(pool, add, vec![(1, 2), (3, 4)]; chunksize = 1, ordered = false)?;
+/// sums.sort();
+/// assert_eq!(sums, vec![3, 7]);
+///
+/// // A progress bar on stderr (drawn only when stderr is a terminal).
+/// assert_eq!(mproc::par_map!(square, 0..100u64; progress = true)?.len(), 100);
+/// # Ok::<(), mproc::Error>(())
+/// ```
+pub use mproc_macros::par_map;
 pub use mproc_macros::{main, spawn, task, test};
+pub use pool::global_pool;
 pub use pool::{
     AsCompleted, AsyncResult, Executor, ExecutorBuilder, Imap, ImapUnordered, Insights, Pool, PoolBuilder, Restart,
     ReturnWhen, TaskFuture, WorkerInsight, as_completed, wait, wait_timeout,
@@ -58,6 +82,7 @@ pub use task::{MapFn, TaskFn, TaskValue};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::boot::{TestGuard, test_entry};
+    pub use crate::pool::{ParMapOptions, par_map, par_map_global};
     pub use crate::task::{Invoked, TaskEntry, assert_task_value, invoke, invoke_chunk};
     pub use inventory;
 

@@ -36,6 +36,16 @@ fn exhausts_memory() -> u64 {
     big.len() as u64
 }
 
+#[mproc::task]
+fn init_exits(code: i32) {
+    std::process::exit(code);
+}
+
+#[mproc::task]
+fn panics(message: String) -> u64 {
+    panic!("{message}")
+}
+
 /// A value whose encoding always fails.
 #[derive(Debug, serde::Deserialize)]
 struct Unencodable;
@@ -158,7 +168,7 @@ fn dropping_a_pool_cancels_work_nobody_waits_for() {
     let pool = Pool::new(1).unwrap();
     let workers: Vec<i32> = pool.insights().workers.iter().map(|w| w.pid).collect();
     for _ in 0..50 {
-        let _ = pool.apply_async(sleeps, (100,));
+        drop(pool.apply_async(sleeps, (100,)));
     }
     let t = Instant::now();
     drop(pool);
@@ -174,4 +184,49 @@ fn a_context_starts_pools_and_executors_with_its_method() {
     let ctx = mproc::Context::new(StartMethod::Spawn);
     assert_eq!(ctx.pool(1).unwrap().map(square, [3u64]).unwrap(), vec![9]);
     assert_eq!(ctx.executor(1).unwrap().submit(square, (4,)).result().unwrap(), 16);
+}
+
+#[mproc::test]
+fn an_initializer_that_crashes_breaks_the_pool_instead_of_respawning_forever() {
+    let pool = Pool::builder().processes(2).initializer(init_exits, (4,)).build().unwrap();
+    match pool.apply(square, (1,)) {
+        Err(Error::BrokenPool { reason }) => assert!(reason.contains("exited with code 4"), "{reason}"),
+        other => panic!("expected BrokenPool, got {other:?}"),
+    }
+    assert!(pool.broken_reason().is_some());
+    assert!(pool.insights().restarts.len() <= 2, "workers were respawned: {:?}", pool.insights().restarts);
+}
+
+#[mproc::test]
+fn error_callbacks_receive_the_error_and_successful_reports_the_failure() {
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply_async(panics, ("callback".to_string(),));
+    let (tx, rx) = std::sync::mpsc::channel();
+    r.on_error(move |e| tx.send(e.to_string()).unwrap());
+    assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap().contains("callback"));
+    assert_eq!(r.successful(), Some(false));
+    let ok = pool.map_async(square, 0..4u64);
+    ok.wait();
+    assert_eq!(ok.successful(), Some(true));
+    assert_eq!(ok.get().unwrap(), vec![0, 1, 4, 9]);
+}
+
+#[mproc::test]
+fn insights_report_work_per_worker_and_why_workers_were_replaced() {
+    let pool = Pool::builder().processes(2).task_timeout(Duration::from_millis(300)).build().unwrap();
+    pool.map_chunked(square, 0..100u64, 10).unwrap();
+    let before = pool.insights();
+    assert_eq!(before.workers.len(), 2);
+    assert_eq!(before.workers.iter().map(|w| w.tasks).sum::<u64>(), 100);
+    assert_eq!(before.workers.iter().map(|w| w.chunks).sum::<u64>(), 10);
+    assert!(before.workers.iter().any(|w| w.working > Duration::ZERO && w.codec > Duration::ZERO));
+    assert!(matches!(pool.apply(sleeps, (60_000,)), Err(Error::Timeout)));
+    let after = pool.insights();
+    assert_eq!(after.workers.len(), 2);
+    assert_eq!(after.restarts.len(), 1);
+    let restart = &after.restarts[0];
+    assert!(restart.cause.contains("task timeout"), "{restart:?}");
+    // The replaced worker's figures live on in its restart record.
+    let total = after.workers.iter().map(|w| w.tasks).sum::<u64>() + restart.figures.tasks;
+    assert_eq!(total, 100);
 }

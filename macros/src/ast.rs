@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::token::{Comma, Paren};
 use syn::{Error, Expr, FnArg, ItemFn, Result, ReturnType, Token, TraitItemFn, Type};
 
-use crate::attr::SpawnOption;
+use crate::attr::{ParMapOption, SpawnOption};
 
 /// A function under `#[mproc::task]`, `#[mproc::main]` or `#[mproc::test]`.
 pub struct Func {
@@ -83,5 +83,36 @@ impl Parse for Spawn {
             return Err(input.error("expected `;` between the call and its options: spawn!(task(args); name = ..)"));
         }
         Ok(Spawn { func: *call.func, paren: call.paren_token, args: call.args, options })
+    }
+}
+
+/// `par_map!(f, items; options..)` or `par_map!(pool, f, items; options..)`: the comma-separated
+/// expressions before the `;` as written, and the options after it.
+pub struct ParMap {
+    pub args: Punctuated<Expr, Comma>,
+    pub options: Vec<ParMapOption>,
+}
+
+impl Parse for ParMap {
+    fn parse(input: ParseStream) -> Result<Self> {
+        let mut args = Punctuated::new();
+        while !input.is_empty() && !input.peek(Token![;]) {
+            args.push_value(input.parse()?);
+            if input.is_empty() || input.peek(Token![;]) {
+                break;
+            }
+            args.push_punct(input.parse::<Token![,]>()?);
+        }
+        let mut options = Vec::new();
+        if input.parse::<Option<Token![;]>>()?.is_some() {
+            while !input.is_empty() {
+                options.push(input.parse()?);
+                if input.is_empty() {
+                    break;
+                }
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(ParMap { args, options })
     }
 }

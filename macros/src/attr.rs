@@ -44,3 +44,6 @@ impl Parse for SpawnOption {
         Ok(SpawnOption { key, value })
     }
 }
+
+/// One `key = value` option of `par_map!`: the same syntax as `spawn!`'s.
+pub type ParMapOption = SpawnOption;

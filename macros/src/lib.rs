@@ -1,4 +1,4 @@
-//! Procedural macros for [mproc](https://docs.rs/mproc): `#[task]`, `#[main]`, `#[test]` and `spawn!`.
+//! Procedural macros for [mproc](https://docs.rs/mproc): `#[task]`, `#[main]`, `#[test]`, `spawn!` and `par_map!`.
 //!
 //! Depend on `mproc` and write `#[mproc::task]`, `mproc::spawn!(..)`: mproc re-exports these macros, and the
 //! code they generate names the runtime as `::mproc::…`, so they only work with `mproc` as a dependency.
@@ -12,6 +12,7 @@
 mod ast;
 mod attr;
 mod entry;
+mod par_map;
 mod spawn;
 mod task;
 mod valid;
@@ -184,6 +185,69 @@ pub fn test(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn spawn(input: TokenStream) -> TokenStream {
     spawn::expand(input.into()).into()
+}
+
+/// Applies a `#[mproc::task]` to every item in a pool of worker processes and collects the results:
+/// `par_map!(f, items)` on the global pool, `par_map!(pool, f, items)` on a given one, optionally followed
+/// by `;` and options `chunksize = ..`, `ordered = ..`, `progress = ..` (in any order, each at most once).
+///
+/// ```ignore
+/// let squares: Vec<u64> = mproc::par_map!(square, 0..1000u64)?;
+/// let sums = mproc::par_map!(pool, add, vec![(1, 2), (3, 4)]; chunksize = 64, progress = true)?;
+/// ```
+///
+/// The value is `Result<Vec<R>, mproc::Error>` for a task returning `R`, in input order; the first
+/// failing item in input order is the error.
+///
+/// - **`f`**: a `#[mproc::task]`. A one-argument task takes the items themselves; a task of several
+///   arguments takes each item as its argument tuple.
+/// - **`items`**: anything `IntoIterator`, evaluated once.
+/// - **`pool`**: any expression that borrows as a `&Pool` (`pool`, `&pool`, an `Arc<Pool>`); it is
+///   borrowed for the call, never moved. Without it, the process's global pool is used: made on first
+///   use with `cpu_count()` workers, or configured beforehand with `PoolBuilder::build_global`.
+/// - **`chunksize = n`** (`usize`): calls sent to a worker together. Default: CPython's rule,
+///   `ceil(len / (4 × workers))`.
+/// - **`ordered = false`** (`bool`): results in completion order instead of input order (the first
+///   error to arrive is the error).
+/// - **`progress = true`** (`bool`): draw a progress bar on stderr (items done of the total, rate,
+///   time left; a spinner with the count when the total is unknown). Nothing is drawn when stderr is
+///   not a terminal.
+///
+/// The second line above expands to
+///
+/// ```ignore
+/// ::mproc::__private::par_map(
+///     &(pool),
+///     add,
+///     vec![(1, 2), (3, 4)],
+///     ::mproc::__private::ParMapOptions {
+///         chunksize: ::core::option::Option::Some({ let __mproc_chunksize: usize = 64; __mproc_chunksize }),
+///         ordered: true,
+///         progress: true,
+///     },
+/// )
+/// ```
+///
+/// and the first to `::mproc::__private::par_map_global(square, 0..1000u64, ParMapOptions { chunksize: None,
+/// ordered: true, progress: false })`. The pool, the task and the items are evaluated once, in that order.
+/// Without options the call is `Pool::map` (`Pool::map_chunked` with a chunksize); `ordered = false`
+/// collects `Pool::imap_unordered`, and `progress = true` collects `imap` or `imap_unordered` so that the
+/// bar moves as chunks arrive.
+///
+/// Both functions are generic over `I: IntoIterator<Item = T>, F: MapFn<T, M>`, so the items are
+/// checked against the task as written: items of the wrong type (`&str` for a `u64` argument, a triple
+/// for a two-argument task, `&u64` from `.iter()`) are reported at the items, "expected `u64`, found
+/// `&str`"; a function that cannot be mapped at all (an argument that is not a task value) at the
+/// function, with `MapFn`'s message. Option values are typed where written (`chunksize = "4"`: "expected
+/// `usize`, found `&str`" at `"4"`), and a pool that is not one at the pool.
+///
+/// # Compile errors
+///
+/// With other than two or three expressions before the `;`, an option written before the `;` (the
+/// `;` is missing), an unknown or repeated option, and an option without `= value`.
+#[proc_macro]
+pub fn par_map(input: TokenStream) -> TokenStream {
+    par_map::expand(input.into()).into()
 }
 
 /// On a refused item, the item is still emitted unchanged beside the error: the code that uses it then

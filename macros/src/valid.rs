@@ -7,7 +7,7 @@ use quote::ToTokens;
 use syn::visit::{self, Visit};
 use syn::{Error, FnArg, GenericParam, Result, Type, TypeImplTrait, TypeReference};
 
-use crate::ast::Func;
+use crate::ast::{Func, ParMap};
 use crate::attr::{self, SpawnOption};
 
 pub const SPAWN_NOT_A_CALL: &str = "spawn! takes a call: spawn!(task(args))";
@@ -187,6 +187,47 @@ pub fn spawn_options(options: &[SpawnOption]) -> Result<()> {
         if !SPAWN_OPTIONS.contains(&key.as_str()) {
             errors.spanned(&option.key, format!("unknown option `{key}`: expected `name`, `daemon` or `start_method`"));
         } else if options[..i].iter().any(|earlier| earlier.key == option.key) {
+            errors.spanned(&option.key, format!("duplicate option `{key}`: give each option once"));
+        }
+    }
+    errors.finish()
+}
+
+/// `par_map!`'s options; each becomes a field of the runtime's `ParMapOptions` of the same name.
+const PAR_MAP_OPTIONS: [&str; 3] = ["chunksize", "ordered", "progress"];
+
+pub const PAR_MAP_FORMS: &str = "par_map! takes a task and its items: par_map!(f, items) or par_map!(pool, f, items)";
+
+/// Two or three expressions before the `;` (an option written among them is reported as such: the
+/// `;` is what is missing), and known options, each once.
+pub fn par_map(par_map: &ParMap) -> Result<()> {
+    let mut errors = Errors::default();
+    let mut misplaced = false;
+    for arg in &par_map.args {
+        if let syn::Expr::Assign(assign) = arg
+            && let syn::Expr::Path(key) = &*assign.left
+            && let Some(key) = key.path.get_ident()
+            && PAR_MAP_OPTIONS.iter().any(|option| key == option)
+        {
+            misplaced = true;
+            let written = render(assign);
+            errors.spanned(assign, format!("options go after a `;`: par_map!(f, items; {written})"));
+        }
+    }
+    let count = par_map.args.len();
+    if !misplaced && count > 3 {
+        // Underline what is too much: from the fourth expression on.
+        let extra = par_map.args.iter().skip(3);
+        errors.spanned(quote::quote!(#(#extra),*), PAR_MAP_FORMS);
+    } else if !misplaced && count < 2 {
+        errors.add(Error::new(proc_macro2::Span::call_site(), PAR_MAP_FORMS));
+    }
+    for (i, option) in par_map.options.iter().enumerate() {
+        let key = option.key.to_string();
+        if !PAR_MAP_OPTIONS.contains(&key.as_str()) {
+            errors
+                .spanned(&option.key, format!("unknown option `{key}`: expected `chunksize`, `ordered` or `progress`"));
+        } else if par_map.options[..i].iter().any(|earlier| earlier.key == option.key) {
             errors.spanned(&option.key, format!("duplicate option `{key}`: give each option once"));
         }
     }

@@ -466,11 +466,20 @@ impl Runner {
             (None, _) if w.stopping && w.job.is_none() => "retired after max_tasks_per_child".to_string(),
             (None, e) => describe(e),
         };
-        // The restart is on record before the failed job's owner wakes up.
-        {
-            let mut sh = self.engine.lock();
-            sh.insights.restarts.push(Restart { pid: w.child.pid(), cause: cause.clone() });
+        // The pool is whole again (the restart on record, a replacement started)
+        // before the owner of the job this worker held wakes up to its failure.
+        self.engine.lock().insights.restarts.push(Restart { pid: w.child.pid(), cause: cause.clone(), figures: w.stats.clone() });
+        if !w.ready && w.killed.is_none() && !w.stopping {
+            // It never got past its initializer: another would fail the same way
+            // (CPython would respawn it forever).
+            self.break_pool(format!("a worker died while starting ({cause})"));
+        } else if matches!(self.status(), Status::Open | Status::Closed | Status::Dropped) {
+            match self.start_worker() {
+                Ok(new) => self.workers.push(new),
+                Err(e) => self.break_pool(format!("cannot start a replacement worker: {e}")),
+            }
         }
+        self.publish_insights();
         if let Some(running) = w.job {
             let err = match w.killed {
                 Some(KillReason::Timeout) => Error::Timeout,
@@ -480,21 +489,8 @@ impl Runner {
             if running.group != 0 {
                 self.cancel_rest_of_group(running.group, running.index);
             }
-            self.publish_insights();
             running.slot.complete(Err(err));
         }
-        if !w.ready && w.killed.is_none() && !w.stopping {
-            // It never got past its initializer: another would fail the same way
-            // (CPython would respawn it forever).
-            return self.break_pool(format!("a worker died while starting ({cause})"));
-        }
-        if matches!(self.status(), Status::Open | Status::Closed | Status::Dropped) {
-            match self.start_worker() {
-                Ok(new) => self.workers.push(new),
-                Err(e) => self.break_pool(format!("cannot start a replacement worker: {e}")),
-            }
-        }
-        self.publish_insights();
     }
 
     fn break_pool(&mut self, reason: String) {

@@ -52,4 +52,6 @@ pub struct Restart {
     pub pid: i32,
     /// Why it ended, in words (`killed by signal 9 (SIGKILL)`, `retired after max_tasks_per_child` …).
     pub cause: String,
+    /// Its figures when it ended.
+    pub figures: WorkerInsight,
 }

@@ -5,8 +5,10 @@
 mod chunk;
 pub(crate) mod engine;
 mod executor;
+mod global;
 mod insights;
 mod iter;
+mod progress;
 mod result;
 mod slot;
 pub(crate) mod worker;
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use engine::{Engine, Job, PoolConfig};
 pub use executor::{AsCompleted, Executor, ExecutorBuilder, ReturnWhen, TaskFuture, as_completed, wait, wait_timeout};
+pub use global::{ParMapOptions, global_pool, par_map, par_map_global};
 pub use insights::{Insights, Restart, WorkerInsight};
 pub use iter::{Imap, ImapUnordered};
 pub use result::AsyncResult;

@@ -39,6 +39,15 @@ macro_rules! impl_task_fn {
 ///
 /// `Marker` is the argument tuple type; it is inferred and only keeps the
 /// implementations for different arities apart.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be mapped over these items",
+    label = "cannot take items of type `{Item}`",
+    note = "a one-argument task takes the items themselves; a task of several arguments takes one argument tuple per \
+            call, as in `par_map!(add, vec![(1, 2), (3, 4)])`",
+    note = "the task's arguments and result must be task values (serde `Serialize + Deserialize`, `Send + 'static`), \
+            and the items must have the argument types exactly (`u64`, not `&u64`: add `.copied()` to an iterator of \
+            references)"
+)]
 pub trait MapFn<Item, Marker>: Copy + Send + Sync + 'static {
     /// The argument tuple one item becomes.
     type Args: TaskValue;
