@@ -3,9 +3,10 @@
 //!
 //! Shows: starting tasks and getting their results, process names, the three
 //! start methods, how a panic, an `exit`, a crash and a timeout reach the
-//! parent, forking a closure, and what a process knows about its children.
-//! Every failure a child meets arrives as a typed `mproc::Error`; the tour
-//! itself carries on to the end.
+//! parent, forking a closure, what a process knows about its children, and a
+//! pool of workers that survives a crash and a hung task. Every failure a child
+//! meets arrives as a typed `mproc::Error`; the tour itself carries on to the
+//! end.
 //!
 //! ```text
 //! cargo run --release --example tour
@@ -87,6 +88,7 @@ fn main() -> Result<(), Error> {
     timeouts()?;
     forking_a_closure()?;
     children_and_cpus()?;
+    pools()?;
     println!("\nEnd of the tour.");
     Ok(())
 }
@@ -260,6 +262,39 @@ fn children_and_cpus() -> Result<(), Error> {
     drop(helper);
     println!("still running: {}", mproc::active_children().len());
     Ok(())
+}
+
+/// `Pool(4).map(f, xs)`; and what CPython's pool cannot do: survive a worker
+/// that dies mid-task, and give up on a task that hangs.
+fn pools() -> Result<(), Error> {
+    section("Pools  [Pool(4).map(f, xs); a worker that dies; a task that hangs]");
+    let pool = mproc::Pool::new(4)?;
+    println!("map(square, 0..10): {:?}", pool.map(square, 0..10)?);
+
+    // The worker that crashes fails exactly its own task and is replaced.
+    // (CPython's pool would wait forever for that task's result.)
+    match pool.apply(crash, ()) {
+        Err(e @ Error::WorkerLost { .. }) => println!("a crashing task: {e}"),
+        other => println!("unexpected: {other:?}"),
+    }
+    println!("the pool carries on: map(add, [(1, 2), (3, 4)]) = {:?}", pool.map(add, [(1, 2), (3, 4)])?);
+    for restart in pool.insights().restarts {
+        println!("replaced worker {}: {}", restart.pid, restart.cause);
+    }
+    pool.close();
+    pool.join()?;
+
+    // A task timeout kills the worker whose task runs too long, and replaces it.
+    let pool = mproc::Pool::builder().processes(2).task_timeout(Duration::from_millis(300)).build()?;
+    let started = Instant::now();
+    match pool.apply(nap, (60_000,)) {
+        Err(Error::Timeout) => {
+            println!("a 60 s nap with a 0.3 s task timeout: Timeout after {:.2?}", started.elapsed())
+        }
+        other => println!("unexpected: {other:?}"),
+    }
+    println!("and a 0.1 s nap on the same pool: {:?}", pool.apply(nap, (100,))?);
+    pool.terminate()
 }
 
 fn describe<T: std::fmt::Debug>(result: &Result<T, Error>) -> String {

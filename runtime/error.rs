@@ -47,7 +47,9 @@ pub enum Error {
     },
     /// A pool worker died while it held the task.
     WorkerLost {
-        /// What killed it, in words (`signal 9 (SIGKILL)`, `exit code 3`).
+        /// Registered name of the task it was running.
+        task: String,
+        /// What killed it, in words (`killed by signal 9 (SIGKILL)`, `exited with code 3`).
         reason: String,
     },
     /// A timeout elapsed.
@@ -115,7 +117,7 @@ impl Error {
             },
             Error::Killed { process, signal } => Error::Killed { process: process.clone(), signal: *signal },
             Error::Exited { process, code } => Error::Exited { process: process.clone(), code: *code },
-            Error::WorkerLost { reason } => Error::WorkerLost { reason: reason.clone() },
+            Error::WorkerLost { task, reason } => Error::WorkerLost { task: task.clone(), reason: reason.clone() },
             Error::Timeout => Error::Timeout,
             Error::Empty => Error::Empty,
             Error::Full => Error::Full,
@@ -156,7 +158,7 @@ impl fmt::Display for Error {
                 f,
                 "process {process} exited with code {code} before returning a result (std::process::exit in the task?)"
             ),
-            Error::WorkerLost { reason } => write!(f, "the worker running this task died: {reason}"),
+            Error::WorkerLost { task, reason } => write!(f, "the worker running task {task} died: {reason}"),
             Error::Timeout => f.write_str("timed out"),
             Error::Empty => f.write_str("the queue is empty"),
             Error::Full => f.write_str("the queue is full"),

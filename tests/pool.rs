@@ -126,7 +126,7 @@ macro_rules! for_each_start_method {
                     let pool = pool(METHOD, 2);
                     let others: Vec<_> = (0..6).map(|n| pool.apply_async(square, (n,))).collect();
                     match pool.apply(dies_with, (how.to_string(),)) {
-                        Err(Error::WorkerLost { reason }) => assert!(reason.contains(signal_or_code), "{how}: {reason}"),
+                        Err(Error::WorkerLost { reason, .. }) => assert!(reason.contains(signal_or_code), "{how}: {reason}"),
                         other => panic!("{how}: expected WorkerLost, got {other:?}"),
                     }
                     for (n, r) in others.into_iter().enumerate() {

@@ -106,7 +106,7 @@ fn workers_ignore_ctrl_c() {
 fn a_worker_that_runs_out_of_memory_fails_its_task_and_is_replaced() {
     let pool = Pool::new(1).unwrap();
     match pool.apply(exhausts_memory, ()) {
-        Err(Error::WorkerLost { reason }) => assert!(reason.contains("signal 6"), "{reason}"),
+        Err(Error::WorkerLost { reason, .. }) => assert!(reason.contains("signal 6"), "{reason}"),
         other => panic!("expected WorkerLost, got {other:?}"),
     }
     assert_eq!(pool.apply(square, (3,)).unwrap(), 9);
@@ -229,4 +229,29 @@ fn insights_report_work_per_worker_and_why_workers_were_replaced() {
     // The replaced worker's figures live on in its restart record.
     let total = after.workers.iter().map(|w| w.tasks).sum::<u64>() + restart.figures.tasks;
     assert_eq!(total, 100);
+}
+
+#[mproc::task]
+fn pid() -> u32 {
+    std::process::id()
+}
+
+#[mproc::test]
+fn sequential_applies_rotate_over_the_workers() {
+    let pool = Pool::new(2).unwrap();
+    let pids: std::collections::HashSet<u32> = (0..4).map(|_| pool.apply(pid, ()).unwrap()).collect();
+    assert_eq!(pids.len(), 2);
+}
+
+#[mproc::test]
+fn dropping_an_unfinished_imap_cancels_its_queued_chunks() {
+    let pool = Pool::new(2).unwrap();
+    // Two workers, four chunks in flight: the quick one and two slow ones run,
+    // the fourth waits in the queue when the iterator is dropped.
+    let mut results = pool.imap_chunked(sleeps, [10u64, 500, 500, 500, 500, 500], 1);
+    assert_eq!(results.next().unwrap().unwrap(), 10);
+    drop(results);
+    std::thread::sleep(Duration::from_millis(1_200));
+    let ran: u64 = pool.insights().workers.iter().map(|w| w.tasks).sum();
+    assert_eq!(ran, 3, "the queued chunk ran anyway, or a running one was lost");
 }

@@ -110,7 +110,7 @@ impl Engine {
             finished: Condvar::new(),
             wake,
         });
-        let mut runner = Runner { engine: engine.clone(), workers: Vec::new() };
+        let mut runner = Runner { engine: engine.clone(), workers: Vec::new(), next: 0 };
         for _ in 0..engine.config.processes {
             let worker = runner.start_worker()?;
             runner.workers.push(worker);
@@ -296,6 +296,9 @@ struct Worker {
 struct Runner {
     engine: Arc<Engine>,
     workers: Vec<Worker>,
+    /// Where the next search for an idle worker starts, so that work rotates
+    /// over the workers (as in CPython) instead of piling on the first.
+    next: usize,
 }
 
 impl Runner {
@@ -468,7 +471,11 @@ impl Runner {
         };
         // The pool is whole again (the restart on record, a replacement started)
         // before the owner of the job this worker held wakes up to its failure.
-        self.engine.lock().insights.restarts.push(Restart { pid: w.child.pid(), cause: cause.clone(), figures: w.stats.clone() });
+        self.engine.lock().insights.restarts.push(Restart {
+            pid: w.child.pid(),
+            cause: cause.clone(),
+            figures: w.stats.clone(),
+        });
         if !w.ready && w.killed.is_none() && !w.stopping {
             // It never got past its initializer: another would fail the same way
             // (CPython would respawn it forever).
@@ -484,7 +491,7 @@ impl Runner {
             let err = match w.killed {
                 Some(KillReason::Timeout) => Error::Timeout,
                 Some(KillReason::Cancelled) => Error::Cancelled,
-                _ => Error::WorkerLost { reason: describe(exit) },
+                _ => Error::WorkerLost { task: running.task.to_string(), reason: describe(exit) },
             };
             if running.group != 0 {
                 self.cancel_rest_of_group(running.group, running.index);
@@ -503,12 +510,16 @@ impl Runner {
     /// Hands queued jobs to idle, ready workers.
     fn dispatch(&mut self) {
         let timeout = self.engine.config.task_timeout;
-        for i in 0..self.workers.len() {
+        let n = self.workers.len();
+        let start = self.next;
+        for k in 0..n {
+            let i = (start + k) % n;
             let w = &self.workers[i];
             if !w.ready || w.stopping || w.job.is_some() || w.killed.is_some() {
                 continue;
             }
             let Some((id, job)) = self.engine.lock().queue.pop_front() else { return };
+            self.next = i + 1;
             let message = ToWorker::Run { job: id, task: job.task.to_string(), chunk: job.chunk };
             let w = &mut self.workers[i];
             w.stats.waiting += w.idle_since.elapsed();

@@ -63,8 +63,8 @@ impl<'p> Feed<'p> {
         }
     }
 
-    /// Pulls and submits the next chunk, if the input has one.
-    fn next_job(&mut self) -> Option<(Arc<Slot>, usize)> {
+    /// Pulls and submits the next chunk, if the input has one: its slot, size and job id.
+    fn next_job(&mut self) -> Option<(Arc<Slot>, usize, u64)> {
         if self.exhausted {
             return None;
         }
@@ -82,7 +82,7 @@ impl<'p> Feed<'p> {
                 let slot = Slot::new();
                 let job = Job { task: self.task, chunk, items, slot: slot.clone(), group: 0, index: 0 };
                 match self.pool.engine().submit([job]) {
-                    Ok(_) => Some((slot, items)),
+                    Ok(ids) => Some((slot, items, ids[0])),
                     Err(e) => {
                         self.exhausted = true;
                         self.error = Some(e);
@@ -90,6 +90,13 @@ impl<'p> Feed<'p> {
                     }
                 }
             }
+        }
+    }
+
+    /// Cancels chunks still queued: nobody will read their results.
+    fn cancel(&self, ids: impl Iterator<Item = u64>) {
+        for id in ids {
+            self.pool.engine().cancel(id, false);
         }
     }
 
@@ -112,7 +119,7 @@ impl<'p> Feed<'p> {
 /// Results of [`Pool::imap`] in input order.
 pub struct Imap<'p, R> {
     feed: Feed<'p>,
-    in_flight: VecDeque<(Arc<Slot>, usize, Instant)>,
+    in_flight: VecDeque<(Arc<Slot>, usize, Instant, u64)>,
     ready: VecDeque<Result<R>>,
     _value: PhantomData<fn() -> R>,
 }
@@ -143,11 +150,11 @@ impl<R: TaskValue> Iterator for Imap<'_, R> {
             }
             while self.in_flight.len() < self.feed.window {
                 match self.feed.next_job() {
-                    Some((slot, items)) => self.in_flight.push_back((slot, items, Instant::now())),
+                    Some((slot, items, id)) => self.in_flight.push_back((slot, items, Instant::now(), id)),
                     None => break,
                 }
             }
-            let Some((slot, items, sent)) = self.in_flight.pop_front() else {
+            let Some((slot, items, sent, _)) = self.in_flight.pop_front() else {
                 return self.feed.error.take().map(Err);
             };
             slot.wait(None);
@@ -157,10 +164,17 @@ impl<R: TaskValue> Iterator for Imap<'_, R> {
     }
 }
 
+/// Dropping it before the end cancels the chunks still queued for it.
+impl<R> Drop for Imap<'_, R> {
+    fn drop(&mut self) {
+        self.feed.cancel(self.in_flight.iter().map(|(_, _, _, id)| *id));
+    }
+}
+
 /// Results of [`Pool::imap_unordered`] as they complete.
 pub struct ImapUnordered<'p, R> {
     feed: Feed<'p>,
-    in_flight: HashMap<u64, (Arc<Slot>, usize, Instant)>,
+    in_flight: HashMap<u64, (Arc<Slot>, usize, Instant, u64)>,
     next_key: u64,
     done_tx: Sender<u64>,
     done_rx: Receiver<u64>,
@@ -197,23 +211,30 @@ impl<R: TaskValue> Iterator for ImapUnordered<'_, R> {
                 return Some(r);
             }
             while self.in_flight.len() < self.feed.window {
-                let Some((slot, items)) = self.feed.next_job() else { break };
+                let Some((slot, items, id)) = self.feed.next_job() else { break };
                 let key = self.next_key;
                 self.next_key += 1;
                 let tx = self.done_tx.clone();
                 slot.on_complete(move || {
                     let _ = tx.send(key);
                 });
-                self.in_flight.insert(key, (slot, items, Instant::now()));
+                self.in_flight.insert(key, (slot, items, Instant::now(), id));
             }
             if self.in_flight.is_empty() {
                 return self.feed.error.take().map(Err);
             }
             let key = self.done_rx.recv().ok()?;
-            let Some((slot, items, sent)) = self.in_flight.remove(&key) else { continue };
+            let Some((slot, items, sent, _)) = self.in_flight.remove(&key) else { continue };
             slot.wait(None);
             let results = self.feed.results::<R>(&slot, items, sent);
             self.ready.extend(results);
         }
+    }
+}
+
+/// Dropping it before the end cancels the chunks still queued for it.
+impl<R> Drop for ImapUnordered<'_, R> {
+    fn drop(&mut self) {
+        self.feed.cancel(self.in_flight.values().map(|(_, _, _, id)| *id));
     }
 }

@@ -37,7 +37,7 @@ pub(crate) struct Slot {
 #[derive(Default)]
 struct SlotState {
     outcome: Option<Outcome>,
-    /// Callbacks are running: the outcome is complete but not yet free to take.
+    /// Callbacks are running: they may look at the outcome, so it is not freed yet.
     notifying: bool,
     taken: bool,
     callbacks: Vec<Callback>,
@@ -71,6 +71,10 @@ impl Slot {
             }
             st = self.lock();
             st.notifying = false;
+            if st.taken {
+                // Taken while the callbacks ran: now it can go.
+                st.outcome = None;
+            }
         }
         drop(st);
         self.cv.notify_all();
@@ -80,7 +84,7 @@ impl Slot {
     }
 
     fn is_done_locked(st: &SlotState) -> bool {
-        (st.outcome.is_some() || st.taken) && !st.notifying
+        st.outcome.is_some() || st.taken
     }
 
     /// True once the outcome is in.
@@ -108,7 +112,7 @@ impl Slot {
         }
     }
 
-    /// Looks at the outcome without taking it (`None` while pending or once taken).
+    /// Looks at the outcome (`None` while pending, or once taken and freed).
     pub(crate) fn peek<R>(&self, f: impl FnOnce(Option<&Outcome>) -> R) -> R {
         let st = self.lock();
         f(st.outcome.as_ref())
@@ -123,7 +127,10 @@ impl Slot {
             return false;
         }
         st.taken = true;
-        st.outcome = None;
+        // Callbacks still running may be looking at it; they free it when done.
+        if !st.notifying {
+            st.outcome = None;
+        }
         true
     }
 

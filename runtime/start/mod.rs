@@ -179,6 +179,7 @@ pub(crate) fn launch(l: Launch) -> Result<Arc<ChildHandle>> {
     // What every child needs, prepared once in the parent so forked children
     // inherit it instead of each paying for it.
     crate::task::install_panic_capture();
+    crate::task::ensure_registry();
     let _ = crate::sys::fd::shared_dev_null();
     let st = state();
     let (path, default_name) = st.next_identity();

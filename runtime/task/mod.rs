@@ -96,6 +96,13 @@ fn registry() -> &'static Registry {
     })
 }
 
+/// Builds the registry now if it is not built yet. Called before every fork: a
+/// child forked while another thread is in the middle of building it would find
+/// the build marked as running forever, and block on its first lookup.
+pub(crate) fn ensure_registry() {
+    registry();
+}
+
 /// Finds a task by its stable name (the child side of dispatch).
 pub(crate) fn by_name(name: &str) -> Option<&'static TaskEntry> {
     registry().by_name.get(name).copied()
