@@ -1,12 +1,12 @@
 //! mproc's benchmark harness: `cargo bench --bench harness` measures every
 //! workload against CPython's `multiprocessing` and the raw floor, side by side
-//! in one run, and writes `docs/benchmarks.md`.
+//! in one run, and writes `docs/benchmarks.md` (and the plots it links to).
 //!
 //! `cargo bench --bench harness -- [--quick] [FAMILY...]`: `--quick` runs a tenth
-//! of the iterations; naming families (e.g. `startup`) runs only those. Either
-//! prints the report instead of writing `docs/benchmarks.md`. Run without
-//! `--bench` (as `cargo test --all-targets` does), it only checks that every
-//! workload runs, with three iterations each.
+//! of the iterations; naming families (e.g. `startup`, `pool`) runs only those.
+//! Either prints the report instead of writing `docs/benchmarks.md` and its
+//! plots. Run without `--bench` (as `cargo test --all-targets` does), it only
+//! checks that every workload runs, with three iterations each.
 
 mod common;
 mod workloads;
@@ -51,7 +51,8 @@ fn main() {
         .filter(|(name, _)| names.is_empty() || names.contains(name))
         .map(|(_, run)| run(&bench))
         .collect();
-    let report = Report { machine, sections }.to_markdown();
+    let report = Report { machine, sections };
+    let markdown = report.to_markdown();
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 
     match mode {
@@ -59,10 +60,14 @@ fn main() {
             eprintln!("smoke run only: `cargo bench --bench harness` measures and writes docs/benchmarks.md")
         }
         Mode::Full if names.is_empty() => {
-            let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "docs", "benchmarks.md"].iter().collect();
-            std::fs::write(&path, report).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-            eprintln!("wrote {}", path.display());
+            // The report, then the plots it links to.
+            let plots = report.sections.iter().flat_map(|s| &s.files).map(|(n, c)| (n.as_str(), c.as_str()));
+            for (name, contents) in std::iter::once(("benchmarks.md", markdown.as_str())).chain(plots) {
+                let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "docs", name].iter().collect();
+                std::fs::write(&path, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+                eprintln!("wrote {}", path.display());
+            }
         }
-        _ => println!("{report}"),
+        _ => println!("{markdown}"),
     }
 }

@@ -51,6 +51,20 @@ impl Bench {
         }
     }
 
+    /// The whole JSON object a CPython script prints, for scripts that report
+    /// more than one list of samples (see [`Python::run`]). `None`, with a note on
+    /// stderr, if it cannot run. The caller ends the progress line.
+    pub fn cpython_json(&self, label: &str, script: &str, args: &[&str], plan: Plan) -> Option<serde_json::Value> {
+        let python = self.python.as_ref()?;
+        match python.run(label, script, args, plan) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                eprintln!("  warning: {e}");
+                None
+            }
+        }
+    }
+
     /// "CPython 3.11.7", for column headers.
     pub fn cpython_name(&self) -> String {
         self.python.as_ref().map(|p| format!("CPython {}", p.version)).unwrap_or_else(|| "CPython".into())

@@ -37,6 +37,25 @@ impl Python {
     /// Every script prints one JSON object on standard output:
     /// `{"python": "3.11.7", "samples": [seconds, ...]}` (more keys are allowed).
     pub fn measure(&self, label: &str, script: &str, args: &[&str], plan: Plan) -> Result<Stats, String> {
+        let output = self.run(label, script, args, plan)?;
+        let output: ScriptOutput = serde_json::from_value(output).map_err(|e| {
+            eprintln!(" failed");
+            format!("{script}: bad JSON ({e})")
+        })?;
+        let samples = output.samples;
+        if samples.is_empty() {
+            eprintln!(" no samples");
+            return Err(format!("{script}: no samples in its output"));
+        }
+        let stats = Stats::from_samples(&samples);
+        eprintln!(" median {} (n = {})", fmt_time(stats.median), stats.n);
+        Ok(stats)
+    }
+
+    /// Runs `benches/<script> <args> --warmup W --iterations N` and returns the
+    /// JSON object it prints, for scripts that report more than one list of
+    /// samples. Prints the label, and not the end of its line: the caller does.
+    pub fn run(&self, label: &str, script: &str, args: &[&str], plan: Plan) -> Result<serde_json::Value, String> {
         eprint!("  {label:<44}");
         let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "benches", script].iter().collect();
         let out = Command::new(&self.exe)
@@ -51,14 +70,9 @@ impl Python {
             eprintln!(" failed");
             return Err(format!("{} {} exited with {}", self.exe, path.display(), out.status));
         }
-        let output: ScriptOutput =
-            serde_json::from_slice(&out.stdout).map_err(|e| format!("{script}: bad JSON ({e})"))?;
-        let samples = output.samples;
-        if samples.is_empty() {
-            return Err(format!("{script}: no samples in its output"));
-        }
-        let stats = Stats::from_samples(&samples);
-        eprintln!(" median {} (n = {})", fmt_time(stats.median), stats.n);
-        Ok(stats)
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            eprintln!(" failed");
+            format!("{script}: bad JSON ({e})")
+        })
     }
 }

@@ -3,20 +3,22 @@
 use super::machine::Machine;
 use super::stats::fmt_ratio;
 
-/// A target on a ratio.
+/// A target on a ratio, or on an absolute figure.
 #[derive(Clone, Copy, Debug)]
 pub enum Target {
     /// The ratio must be at least this ("≥ 10×": mproc that many times faster).
     AtLeast(f64),
     /// The ratio must be at most this ("≤ 2×": mproc within that factor of a floor).
     AtMost(f64),
+    /// The figure itself, in `unit`, must be at most `max` ("≤ 2 MiB").
+    Limit { max: f64, unit: &'static str },
 }
 
 impl Target {
-    pub fn met(self, ratio: f64) -> bool {
+    pub fn met(self, value: f64) -> bool {
         match self {
-            Target::AtLeast(t) => ratio >= t,
-            Target::AtMost(t) => ratio <= t,
+            Target::AtLeast(t) => value >= t,
+            Target::AtMost(t) | Target::Limit { max: t, .. } => value <= t,
         }
     }
 
@@ -25,11 +27,21 @@ impl Target {
         match self {
             Target::AtLeast(t) => format!("≥ {}×", num(t)),
             Target::AtMost(t) => format!("≤ {}×", num(t)),
+            Target::Limit { max, unit } => format!("≤ {} {unit}", num(max)),
+        }
+    }
+
+    /// The checked figure as the table shows it: a ratio, or a value in the target's unit.
+    fn show_value(self, value: f64) -> String {
+        match self {
+            Target::Limit { unit, .. } => format!("{value:.2} {unit}"),
+            _ => fmt_ratio(value),
         }
     }
 }
 
-/// One target checked in this run. `ratio` is `None` when a side could not be measured.
+/// One target checked in this run. `ratio` is `None` when a side could not be
+/// measured; for a [`Target::Limit`] it is the figure itself, not a ratio.
 pub struct Check {
     pub what: String,
     pub ratio: Option<f64>,
@@ -74,16 +86,23 @@ enum Block {
     Table(Table),
 }
 
-/// One workload family: a heading, some text, tables, and the targets checked.
+/// One workload family: a heading, some text, tables, the targets checked, and
+/// files (plots) written to `docs/` beside the report.
 pub struct Section {
     pub title: String,
     blocks: Vec<Block>,
     pub checks: Vec<Check>,
+    pub files: Vec<(String, String)>,
 }
 
 impl Section {
     pub fn new(title: &str) -> Section {
-        Section { title: title.into(), blocks: Vec::new(), checks: Vec::new() }
+        Section { title: title.into(), blocks: Vec::new(), checks: Vec::new(), files: Vec::new() }
+    }
+
+    /// A file written to `docs/<name>` when the report is (a plot it links to).
+    pub fn attach(&mut self, name: &str, contents: String) {
+        self.files.push((name.into(), contents));
     }
 
     pub fn text(&mut self, text: impl Into<String>) {
@@ -98,7 +117,8 @@ impl Section {
     /// the ratio, the target and whether it is met.
     pub fn check(&mut self, what: impl Into<String>, ratio: Option<f64>, target: Target) -> [String; 3] {
         let check = Check { what: what.into(), ratio, target };
-        let cells = [ratio.map(fmt_ratio).unwrap_or_else(|| "n/a".into()), target.show(), met_cell(check.met())];
+        let shown = ratio.map(|r| target.show_value(r)).unwrap_or_else(|| "n/a".into());
+        let cells = [shown, target.show(), met_cell(check.met())];
         self.checks.push(check);
         cells
     }
@@ -136,7 +156,7 @@ impl Report {
             .iter()
             .filter(|c| c.met() != Some(true))
             .map(|c| match c.ratio {
-                Some(r) => format!("{} ({}, target {})", c.what, fmt_ratio(r), c.target.show()),
+                Some(r) => format!("{} ({}, target {})", c.what, c.target.show_value(r), c.target.show()),
                 None => format!("{} (not measured)", c.what),
             })
             .collect();

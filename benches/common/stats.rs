@@ -20,6 +20,11 @@ impl Stats {
         Stats { n: s.len(), median: quantile(&s, 0.5), p10: quantile(&s, 0.1), p90: quantile(&s, 0.9) }
     }
 
+    /// The same summary with every figure multiplied by `factor` (per run to per item, say).
+    pub fn scaled(&self, factor: f64) -> Stats {
+        Stats { n: self.n, median: self.median * factor, p10: self.p10 * factor, p90: self.p90 * factor }
+    }
+
     /// "412 µs (398–455)": the median, then p10–p90 in the same unit.
     pub fn spread(&self) -> String {
         let unit = TimeUnit::for_value(self.median);

@@ -6,10 +6,11 @@
 use crate::common::Bench;
 use crate::common::report::Section;
 
+pub mod pool;
 pub mod startup;
 
 /// A family: the name that selects it on the command line, and the function that runs it.
 pub type Family = (&'static str, fn(&Bench) -> Section);
 
 /// Every family, in report order.
-pub const FAMILIES: &[Family] = &[("startup", startup::run)];
+pub const FAMILIES: &[Family] = &[("startup", startup::run), ("pool", pool::run)];

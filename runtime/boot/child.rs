@@ -27,7 +27,11 @@ pub(crate) struct Start {
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Job {
     /// Run one registered task, send its report, exit.
-    Task { task: String, args: Vec<u8> },
+    Task {
+        task: String,
+        #[serde(with = "crate::codec::bytes")]
+        args: Vec<u8>,
+    },
     /// Serve as a pool worker on the channel until told to stop.
     Worker(WorkerConfig),
 }

@@ -10,8 +10,12 @@ use std::time::Duration;
 
 /// CPython's default chunk size for `n` items over `workers` workers.
 pub(crate) fn default_chunksize(n: usize, workers: usize) -> usize {
-    n.div_ceil(4 * workers.max(1)).max(1)
+    n.div_ceil(4 * workers.max(1)).clamp(1, MAX_SIZED)
 }
+
+/// Largest default chunk of a sized input: beyond this, per-chunk cost is already
+/// negligible and multi-megabyte buffers only add page faults and latency.
+const MAX_SIZED: usize = 1 << 16;
 
 /// Chunk sizes for a stream whose length is unknown.
 #[derive(Clone, Debug)]
@@ -63,6 +67,11 @@ mod test {
         assert_eq!(default_chunksize(200_000, 2), 25_000);
         assert_eq!(default_chunksize(10, 4), 1);
         assert_eq!(default_chunksize(0, 4), 1);
+    }
+
+    #[test]
+    fn huge_sized_inputs_are_capped() {
+        assert_eq!(default_chunksize(10_000_000, 2), 1 << 16);
     }
 
     #[test]

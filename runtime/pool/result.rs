@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::slot::{Outcome, Slot, decode_chunk};
+use super::slot::{Outcome, Slot, decode_chunk, decode_chunk_into};
 use crate::error::{Error, Result};
 use crate::task::TaskValue;
 
@@ -98,18 +98,20 @@ impl<T: 'static> AsyncResult<T> {
         if self.slots.iter().any(|s| s.is_taken()) {
             return Err(Error::ResultTaken);
         }
-        let value = self.decode_now();
+        let mut outcomes = Vec::with_capacity(self.slots.len());
         for s in &self.slots {
-            s.take();
+            outcomes.push(s.take_outcome().ok_or(Error::ResultTaken)?);
         }
-        value
+        let refs: Vec<&Outcome> = outcomes.iter().collect();
+        (self.decode)(&refs, self.task)
     }
 
+    /// Decodes without taking (for callbacks, which only look): a private copy of
+    /// each outcome, so that no slot stays locked during the decode.
     fn decode_now(&self) -> Result<T> {
-        // Each slot's lock is held only while its outcome is decoded.
-        let guards: Vec<_> = self.slots.iter().map(|s| s.peek(|o| o.map(clone_outcome))).collect();
-        let mut outcomes = Vec::with_capacity(guards.len());
-        for o in &guards {
+        let copies: Vec<Option<Outcome>> = self.slots.iter().map(|s| s.peek(|o| o.map(clone_outcome))).collect();
+        let mut outcomes = Vec::with_capacity(copies.len());
+        for o in &copies {
             match o {
                 Some(o) => outcomes.push(o),
                 None => return Err(Error::ResultTaken),
@@ -174,8 +176,7 @@ impl<T: 'static> AsyncResult<T> {
     }
 }
 
-/// Outcomes are decoded while their slot is unlocked, so the callbacks of other
-/// slots are never blocked behind a decode: this takes a private copy.
+/// A private copy of an outcome, for decoding it with its slot unlocked.
 fn clone_outcome(o: &Outcome) -> Outcome {
     match o {
         Ok(chunk) => Ok(super::slot::Chunk { bytes: chunk.bytes.clone(), any_failed: chunk.any_failed }),
@@ -216,9 +217,7 @@ pub(crate) fn decode_one<R: TaskValue>(outcomes: &[&Outcome], task: &'static str
 pub(crate) fn decode_all<R: TaskValue>(outcomes: &[&Outcome], task: &'static str) -> Result<Vec<R>> {
     let mut values = Vec::new();
     for outcome in outcomes {
-        for item in decode_chunk::<R>(outcome, task)? {
-            values.push(item?);
-        }
+        decode_chunk_into(outcome, task, &mut values)?;
     }
     Ok(values)
 }

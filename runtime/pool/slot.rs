@@ -14,11 +14,12 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::task::Failure;
 
-/// The encoded outcomes of a chunk of calls (`Vec<Result<R, Failure>>`).
+/// The encoded outcomes of a chunk of calls: a `Vec<R>` when every call
+/// succeeded, else a `Vec<Result<R, Failure>>`.
 #[derive(Debug)]
 pub(crate) struct Chunk {
     pub bytes: Vec<u8>,
-    /// Whether any call in the chunk failed.
+    /// Whether any call in the chunk failed (which of the two encodings it is).
     pub any_failed: bool,
 }
 
@@ -134,6 +135,21 @@ impl Slot {
         true
     }
 
+    /// Takes the outcome of a completed slot, once callbacks are done looking at
+    /// it; `None` if it was taken before.
+    pub(crate) fn take_outcome(&self) -> Option<Outcome> {
+        self.wait(None);
+        let mut st = self.lock();
+        while st.notifying {
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        if st.taken {
+            return None;
+        }
+        st.taken = true;
+        st.outcome.take()
+    }
+
     /// True once the result was handed out.
     pub(crate) fn is_taken(&self) -> bool {
         self.lock().taken
@@ -166,6 +182,25 @@ impl Slot {
 /// Decodes a chunk's outcomes, each failure becoming the error that names `task`.
 pub(crate) fn decode_chunk<R: DeserializeOwned>(outcome: &Outcome, task: &str) -> Result<Vec<Result<R>>> {
     let chunk = outcome.as_ref().map_err(Error::duplicate)?;
+    if !chunk.any_failed {
+        let values: Vec<R> = codec::decode(&chunk.bytes)?;
+        return Ok(values.into_iter().map(Ok).collect());
+    }
     let items: Vec<std::result::Result<R, Failure>> = codec::decode(&chunk.bytes)?;
     Ok(items.into_iter().map(|r| r.map_err(|f| f.into_error(task))).collect())
+}
+
+/// Appends a chunk's values to `values`, or returns its first failure.
+pub(crate) fn decode_chunk_into<R: DeserializeOwned>(outcome: &Outcome, task: &str, values: &mut Vec<R>) -> Result<()> {
+    let chunk = outcome.as_ref().map_err(Error::duplicate)?;
+    if !chunk.any_failed {
+        let mut decoded: Vec<R> = codec::decode(&chunk.bytes)?;
+        values.append(&mut decoded);
+        return Ok(());
+    }
+    let items: Vec<std::result::Result<R, Failure>> = codec::decode(&chunk.bytes)?;
+    for item in items {
+        values.push(item.map_err(|f| f.into_error(task))?);
+    }
+    Ok(())
 }

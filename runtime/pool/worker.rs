@@ -26,7 +26,12 @@ pub(crate) struct WorkerConfig {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker {
     /// Run `task` on each argument tuple of the encoded chunk.
-    Run { job: u64, task: String, chunk: Vec<u8> },
+    Run {
+        job: u64,
+        task: String,
+        #[serde(with = "crate::codec::bytes")]
+        chunk: Vec<u8>,
+    },
     /// Finish: exit once this message is read.
     Stop,
 }
