@@ -21,6 +21,14 @@ use crate::task::TaskValue;
 /// Pulls up to `n` argument tuples from the input and encodes them as one chunk.
 type Source<'p> = Box<dyn FnMut(usize) -> Option<Result<(Vec<u8>, usize)>> + 'p>;
 
+/// A chunk submitted and not yet consumed.
+struct InFlight {
+    slot: Arc<Slot>,
+    items: usize,
+    sent: Instant,
+    id: u64,
+}
+
 /// What `imap` and `imap_unordered` share: the input, the chunk policy, the window.
 struct Feed<'p> {
     pool: &'p Pool,
@@ -63,8 +71,8 @@ impl<'p> Feed<'p> {
         }
     }
 
-    /// Pulls and submits the next chunk, if the input has one: its slot, size and job id.
-    fn next_job(&mut self) -> Option<(Arc<Slot>, usize, u64)> {
+    /// Pulls and submits the next chunk, if the input has one.
+    fn next_job(&mut self) -> Option<InFlight> {
         if self.exhausted {
             return None;
         }
@@ -82,7 +90,7 @@ impl<'p> Feed<'p> {
                 let slot = Slot::new();
                 let job = Job { task: self.task, chunk, items, slot: slot.clone(), group: 0, index: 0 };
                 match self.pool.engine().submit([job]) {
-                    Ok(ids) => Some((slot, items, ids[0])),
+                    Ok(ids) => Some(InFlight { slot, items, sent: Instant::now(), id: ids[0] }),
                     Err(e) => {
                         self.exhausted = true;
                         self.error = Some(e);
@@ -94,14 +102,17 @@ impl<'p> Feed<'p> {
     }
 
     /// Cancels chunks still queued: nobody will read their results.
-    fn cancel(&self, ids: impl Iterator<Item = u64>) {
-        for id in ids {
-            self.pool.engine().cancel(id, false);
+    fn cancel<'a>(&self, chunks: impl Iterator<Item = &'a InFlight>) {
+        for chunk in chunks {
+            self.pool.engine().cancel(chunk.id, false);
         }
     }
 
     /// Decodes a finished chunk into one result per item, learning from its timing.
-    fn results<R: TaskValue>(&mut self, slot: &Slot, items: usize, sent: Instant) -> Vec<Result<R>> {
+    fn results<R: TaskValue>(&mut self, chunk: &InFlight) -> Vec<Result<R>> {
+        let InFlight { slot, items, sent, .. } = chunk;
+        let items = *items;
+        slot.wait(None);
         self.chunking.observe(items, sent.elapsed());
         let decoded = slot.peek(|o| match o {
             Some(outcome) => decode_chunk::<R>(outcome, self.task),
@@ -119,7 +130,7 @@ impl<'p> Feed<'p> {
 /// Results of [`Pool::imap`] in input order.
 pub struct Imap<'p, R> {
     feed: Feed<'p>,
-    in_flight: VecDeque<(Arc<Slot>, usize, Instant, u64)>,
+    in_flight: VecDeque<InFlight>,
     ready: VecDeque<Result<R>>,
     _value: PhantomData<fn() -> R>,
 }
@@ -149,16 +160,13 @@ impl<R: TaskValue> Iterator for Imap<'_, R> {
                 return Some(r);
             }
             while self.in_flight.len() < self.feed.window {
-                match self.feed.next_job() {
-                    Some((slot, items, id)) => self.in_flight.push_back((slot, items, Instant::now(), id)),
-                    None => break,
-                }
+                let Some(chunk) = self.feed.next_job() else { break };
+                self.in_flight.push_back(chunk);
             }
-            let Some((slot, items, sent, _)) = self.in_flight.pop_front() else {
+            let Some(chunk) = self.in_flight.pop_front() else {
                 return self.feed.error.take().map(Err);
             };
-            slot.wait(None);
-            let results = self.feed.results::<R>(&slot, items, sent);
+            let results = self.feed.results::<R>(&chunk);
             self.ready.extend(results);
         }
     }
@@ -167,14 +175,14 @@ impl<R: TaskValue> Iterator for Imap<'_, R> {
 /// Dropping it before the end cancels the chunks still queued for it.
 impl<R> Drop for Imap<'_, R> {
     fn drop(&mut self) {
-        self.feed.cancel(self.in_flight.iter().map(|(_, _, _, id)| *id));
+        self.feed.cancel(self.in_flight.iter());
     }
 }
 
 /// Results of [`Pool::imap_unordered`] as they complete.
 pub struct ImapUnordered<'p, R> {
     feed: Feed<'p>,
-    in_flight: HashMap<u64, (Arc<Slot>, usize, Instant, u64)>,
+    in_flight: HashMap<u64, InFlight>,
     next_key: u64,
     done_tx: Sender<u64>,
     done_rx: Receiver<u64>,
@@ -211,22 +219,21 @@ impl<R: TaskValue> Iterator for ImapUnordered<'_, R> {
                 return Some(r);
             }
             while self.in_flight.len() < self.feed.window {
-                let Some((slot, items, id)) = self.feed.next_job() else { break };
+                let Some(chunk) = self.feed.next_job() else { break };
                 let key = self.next_key;
                 self.next_key += 1;
                 let tx = self.done_tx.clone();
-                slot.on_complete(move || {
+                chunk.slot.on_complete(move || {
                     let _ = tx.send(key);
                 });
-                self.in_flight.insert(key, (slot, items, Instant::now(), id));
+                self.in_flight.insert(key, chunk);
             }
             if self.in_flight.is_empty() {
                 return self.feed.error.take().map(Err);
             }
             let key = self.done_rx.recv().ok()?;
-            let Some((slot, items, sent, _)) = self.in_flight.remove(&key) else { continue };
-            slot.wait(None);
-            let results = self.feed.results::<R>(&slot, items, sent);
+            let Some(chunk) = self.in_flight.remove(&key) else { continue };
+            let results = self.feed.results::<R>(&chunk);
             self.ready.extend(results);
         }
     }
@@ -235,6 +242,6 @@ impl<R: TaskValue> Iterator for ImapUnordered<'_, R> {
 /// Dropping it before the end cancels the chunks still queued for it.
 impl<R> Drop for ImapUnordered<'_, R> {
     fn drop(&mut self) {
-        self.feed.cancel(self.in_flight.values().map(|(_, _, _, id)| *id));
+        self.feed.cancel(self.in_flight.values());
     }
 }
