@@ -163,7 +163,9 @@ impl fmt::Display for Error {
             Error::Empty => f.write_str("the queue is empty"),
             Error::Full => f.write_str("the queue is full"),
             Error::Eof => f.write_str("the other end is closed"),
-            Error::Closed => f.write_str("the object is closed"),
+            Error::Closed => f.write_str(
+                "closed: it takes no more work after close(), terminate() or shutdown(); start a new one to go on",
+            ),
             Error::BrokenPool { reason } => write!(f, "the pool is broken: {reason}"),
             Error::NotATask { name } => {
                 write!(f, "{name} is not a task: add #[mproc::task] to the function")
