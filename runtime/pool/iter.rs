@@ -1,6 +1,7 @@
 //! `imap` and `imap_unordered`: results as an iterator, input pulled lazily.
 //!
-//! Both keep at most two chunks per worker in flight and pull input (on the
+//! Both keep a bounded window of chunks in flight (enough to keep every worker
+//! busy: one running and a few waiting in its channel) and pull input (on the
 //! caller's thread, inside `next`) only to refill that window, so an endless
 //! input works and a panic in the input iterator reaches the caller.
 
@@ -12,7 +13,7 @@ use std::time::Instant;
 
 use super::Pool;
 use super::chunk::Adaptive;
-use super::engine::Job;
+use super::engine::{Job, MAX_DEPTH};
 use super::slot::{Slot, decode_chunk};
 use crate::codec;
 use crate::error::{Error, Result};
@@ -65,7 +66,7 @@ impl<'p> Feed<'p> {
             task,
             source,
             chunking: Adaptive::new(chunksize, hint, pool.processes()),
-            window: 2 * pool.processes(),
+            window: (MAX_DEPTH + 1) * pool.processes(),
             exhausted: error.is_some(),
             error,
         }

@@ -23,7 +23,7 @@ pub use insights::{Insights, Restart, WorkerInsight};
 pub use iter::{Imap, ImapUnordered};
 pub use result::AsyncResult;
 use result::{decode_all, decode_one};
-use slot::Slot;
+use slot::{Countdown, Slot};
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -102,7 +102,8 @@ impl Pool {
             let slot = Slot::new();
             let job = Job { task: entry.name(), chunk, items: 1, slot: slot.clone(), group: 0, index: 0 };
             let ids = self.engine.submit([job])?;
-            Ok((AsyncResult::new(vec![slot], entry.name(), decode_one::<F::Output>), ids[0]))
+            let result = AsyncResult::new(vec![slot], entry.name(), decode_one::<F::Output>);
+            Ok((result.with_engine(self.engine.clone()), ids[0]))
         });
         submitted.unwrap_or_else(|e| (AsyncResult::failed(e, decode_one::<F::Output>), 0))
     }
@@ -176,6 +177,7 @@ impl Pool {
         };
         let size = chunksize.unwrap_or_else(|| chunk::default_chunksize(args.len(), self.processes())).max(1);
         let group = self.engine.new_group();
+        let countdown = Countdown::new(args.len().div_ceil(size));
         let mut slots = Vec::new();
         let mut jobs = Vec::new();
         for (index, part) in args.chunks(size).enumerate() {
@@ -183,12 +185,12 @@ impl Pool {
                 Ok(c) => c,
                 Err(e) => return AsyncResult::failed(e, decode_all::<R>),
             };
-            let slot = Slot::new();
+            let slot = Slot::counted(&countdown);
             slots.push(slot.clone());
             jobs.push(Job { task, chunk, items: part.len(), slot, group, index });
         }
         match self.engine.submit(jobs) {
-            Ok(_) => AsyncResult::new(slots, task, decode_all::<R>),
+            Ok(_) => AsyncResult::new(slots, task, decode_all::<R>).with_countdown(countdown),
             Err(e) => AsyncResult::failed(e, decode_all::<R>),
         }
     }

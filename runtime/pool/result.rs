@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::slot::{Outcome, Slot, decode_chunk, decode_chunk_into};
+use super::engine::Engine;
+use super::slot::{Countdown, Outcome, Slot, decode_chunk, decode_chunk_into};
 use crate::error::{Error, Result};
 use crate::task::TaskValue;
 
@@ -38,12 +39,38 @@ pub struct AsyncResult<T> {
     slots: Vec<Arc<Slot>>,
     task: &'static str,
     decode: Decode<T>,
+    /// For a single call: the engine whose worker channel `wait` may read itself.
+    engine: Option<Arc<Engine>>,
+    /// For a list: what counts its slots off, so that `wait` wakes once.
+    countdown: Option<Arc<Countdown>>,
     _value: PhantomData<fn() -> T>,
 }
 
 impl<T: 'static> AsyncResult<T> {
     pub(crate) fn new(slots: Vec<Arc<Slot>>, task: &'static str, decode: Decode<T>) -> AsyncResult<T> {
-        AsyncResult { slots, task, decode, _value: PhantomData }
+        AsyncResult { slots, task, decode, engine: None, countdown: None, _value: PhantomData }
+    }
+
+    /// Lets `wait` wait on the countdown its slots were made with.
+    pub(crate) fn with_countdown(mut self, countdown: Arc<Countdown>) -> AsyncResult<T> {
+        self.countdown = Some(countdown);
+        self
+    }
+
+    /// Lets `wait` read the result off the worker's channel itself.
+    pub(crate) fn with_engine(mut self, engine: Arc<Engine>) -> AsyncResult<T> {
+        self.engine = Some(engine);
+        self
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        if let (Some(engine), [slot]) = (&self.engine, &self.slots[..]) {
+            return engine.wait_for(slot, deadline);
+        }
+        if let Some(countdown) = &self.countdown {
+            return countdown.wait(deadline);
+        }
+        self.slots.iter().all(|s| s.wait(deadline))
     }
 
     /// A result that failed before any work was queued.
@@ -68,15 +95,13 @@ impl<T: 'static> AsyncResult<T> {
 
     /// Waits until the result has arrived.
     pub fn wait(&self) {
-        for s in &self.slots {
-            s.wait(None);
-        }
+        self.wait_until(None);
     }
 
     /// Waits at most `timeout` for the result; true if it has arrived.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
-        self.slots.iter().all(|s| s.wait(deadline))
+        self.wait_until(deadline)
     }
 
     /// Waits for the result and returns it.
@@ -166,7 +191,7 @@ impl<T: 'static> AsyncResult<T> {
                 if remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
                     return;
                 }
-                let view = AsyncResult { slots, task, decode, _value: PhantomData };
+                let view = AsyncResult { slots, task, decode, engine: None, countdown: None, _value: PhantomData };
                 let value = view.decode_now();
                 if let Some(f) = f.lock().unwrap_or_else(|e| e.into_inner()).take() {
                     f(&value);
@@ -179,7 +204,7 @@ impl<T: 'static> AsyncResult<T> {
 /// A private copy of an outcome, for decoding it with its slot unlocked.
 fn clone_outcome(o: &Outcome) -> Outcome {
     match o {
-        Ok(chunk) => Ok(super::slot::Chunk { bytes: chunk.bytes.clone(), any_failed: chunk.any_failed }),
+        Ok(chunk) => Ok(chunk.clone()),
         Err(e) => Err(e.duplicate()),
     }
 }

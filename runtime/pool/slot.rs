@@ -14,13 +14,20 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::task::Failure;
 
-/// The encoded outcomes of a chunk of calls: a `Vec<R>` when every call
-/// succeeded, else a `Vec<Result<R, Failure>>`.
-#[derive(Debug)]
+/// The encoded outcomes of a chunk of calls, `bytes[start..]`: a `Vec<R>` when
+/// every call succeeded, else a `Vec<Result<R, Failure>>`.
+#[derive(Debug, Clone)]
 pub(crate) struct Chunk {
     pub bytes: Vec<u8>,
+    pub start: usize,
     /// Whether any call in the chunk failed (which of the two encodings it is).
     pub any_failed: bool,
+}
+
+impl Chunk {
+    pub(crate) fn data(&self) -> &[u8] {
+        self.bytes.get(self.start..).unwrap_or_default()
+    }
 }
 
 /// What a job ends with: its chunk, or why the chunk as a whole failed
@@ -33,6 +40,47 @@ type Callback = Box<dyn FnOnce() + Send>;
 pub(crate) struct Slot {
     st: Mutex<SlotState>,
     cv: Condvar,
+    /// Counts it off when it completes (the slots of one `map` share one, so
+    /// that whoever waits for all of them wakes once, not once per slot).
+    countdown: Option<Arc<Countdown>>,
+}
+
+/// How many of a group of slots are still to complete.
+pub(crate) struct Countdown {
+    left: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Countdown {
+    pub(crate) fn new(n: usize) -> Arc<Countdown> {
+        Arc::new(Countdown { left: Mutex::new(n), cv: Condvar::new() })
+    }
+
+    fn count_off(&self) {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Waits until every slot has completed, or `deadline` passes; true when they have.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        while *left > 0 {
+            left = match deadline {
+                None => self.cv.wait(left).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    self.cv.wait_timeout(left, d - now).unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
+        }
+        true
+    }
 }
 
 #[derive(Default)]
@@ -41,6 +89,8 @@ struct SlotState {
     /// Callbacks are running: they may look at the outcome, so it is not freed yet.
     notifying: bool,
     taken: bool,
+    /// Threads blocked on the condition variable (it is only signalled when there are some).
+    waiters: usize,
     callbacks: Vec<Callback>,
     wakers: Vec<Waker>,
 }
@@ -48,6 +98,11 @@ struct SlotState {
 impl Slot {
     pub(crate) fn new() -> Arc<Slot> {
         Arc::new(Slot::default())
+    }
+
+    /// A slot that counts itself off `countdown` when it completes.
+    pub(crate) fn counted(countdown: &Arc<Countdown>) -> Arc<Slot> {
+        Arc::new(Slot { countdown: Some(countdown.clone()), ..Slot::default() })
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotState> {
@@ -61,6 +116,7 @@ impl Slot {
             return;
         }
         st.outcome = Some(outcome);
+        let waiters = st.waiters > 0;
         let callbacks = std::mem::take(&mut st.callbacks);
         let wakers = std::mem::take(&mut st.wakers);
         if !callbacks.is_empty() {
@@ -77,8 +133,14 @@ impl Slot {
                 st.outcome = None;
             }
         }
+        let waiters = waiters || st.waiters > 0;
         drop(st);
-        self.cv.notify_all();
+        if waiters {
+            self.cv.notify_all();
+        }
+        if let Some(countdown) = &self.countdown {
+            countdown.count_off();
+        }
         for w in wakers {
             w.wake();
         }
@@ -100,16 +162,16 @@ impl Slot {
             if Self::is_done_locked(&st) {
                 return true;
             }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return false;
+            }
+            st.waiters += 1;
             st = match deadline {
                 None => self.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
-                    }
-                    self.cv.wait_timeout(st, d - now).unwrap_or_else(|e| e.into_inner()).0
-                }
+                Some(d) => self.cv.wait_timeout(st, d - now).unwrap_or_else(|e| e.into_inner()).0,
             };
+            st.waiters -= 1;
         }
     }
 
@@ -141,7 +203,9 @@ impl Slot {
         self.wait(None);
         let mut st = self.lock();
         while st.notifying {
+            st.waiters += 1;
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.waiters -= 1;
         }
         if st.taken {
             return None;
@@ -183,10 +247,10 @@ impl Slot {
 pub(crate) fn decode_chunk<R: DeserializeOwned>(outcome: &Outcome, task: &str) -> Result<Vec<Result<R>>> {
     let chunk = outcome.as_ref().map_err(Error::duplicate)?;
     if !chunk.any_failed {
-        let values: Vec<R> = codec::decode(&chunk.bytes)?;
+        let values: Vec<R> = codec::decode(chunk.data())?;
         return Ok(values.into_iter().map(Ok).collect());
     }
-    let items: Vec<std::result::Result<R, Failure>> = codec::decode(&chunk.bytes)?;
+    let items: Vec<std::result::Result<R, Failure>> = codec::decode(chunk.data())?;
     Ok(items.into_iter().map(|r| r.map_err(|f| f.into_error(task))).collect())
 }
 
@@ -194,11 +258,11 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(outcome: &Outcome, task: &str) -
 pub(crate) fn decode_chunk_into<R: DeserializeOwned>(outcome: &Outcome, task: &str, values: &mut Vec<R>) -> Result<()> {
     let chunk = outcome.as_ref().map_err(Error::duplicate)?;
     if !chunk.any_failed {
-        let mut decoded: Vec<R> = codec::decode(&chunk.bytes)?;
+        let mut decoded: Vec<R> = codec::decode(chunk.data())?;
         values.append(&mut decoded);
         return Ok(());
     }
-    let items: Vec<std::result::Result<R, Failure>> = codec::decode(&chunk.bytes)?;
+    let items: Vec<std::result::Result<R, Failure>> = codec::decode(chunk.data())?;
     for item in items {
         values.push(item.map_err(|f| f.into_error(task))?);
     }

@@ -62,81 +62,154 @@ pub(crate) enum Progress {
     Eof,
 }
 
+/// Frames up to this size are assembled in the reader's buffer; larger ones are
+/// read straight into their own allocation.
+const SMALL: usize = 64 << 10;
+
 /// Reassembles frames from reads that may stop anywhere, keeping partial data
 /// between calls (so a read that times out halfway loses nothing).
+///
+/// A reader made with [`new`](FrameReader::new) never reads past the frame in
+/// progress, so the descriptor can be handed on afterwards; one made with
+/// [`buffered`](FrameReader::buffered) owns its stream and reads ahead, so that
+/// many small frames cost one system call.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     max: u64,
-    header: [u8; HEADER],
-    header_len: usize,
-    body: Vec<u8>,
-    body_len: Option<usize>,
+    /// Bytes read and not handed out yet are `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    read_ahead: bool,
+    /// A frame larger than [`SMALL`] being read in place: its body so far, and its length.
+    large: Option<(Vec<u8>, usize)>,
 }
 
 impl FrameReader {
+    /// A reader that takes exactly one frame at a time from the stream.
     pub(crate) fn new(max: u64) -> FrameReader {
-        FrameReader { max, header: [0; HEADER], header_len: 0, body: Vec::new(), body_len: None }
+        FrameReader { max, buf: Vec::new(), start: 0, end: 0, read_ahead: false, large: None }
+    }
+
+    /// A reader that reads ahead (up to 64 KiB at a time); it must be the only
+    /// reader of its stream for as long as the stream is used.
+    pub(crate) fn buffered(max: u64) -> FrameReader {
+        FrameReader { max, buf: vec![0; HEADER + SMALL], start: 0, end: 0, read_ahead: true, large: None }
     }
 
     /// True when no part of a frame has been read (a stream may end cleanly here).
     pub(crate) fn is_between_frames(&self) -> bool {
-        self.header_len == 0 && self.body_len.is_none()
+        self.large.is_none() && self.start == self.end
+    }
+
+    /// True when a whole frame is already buffered, so `read_some` returns it
+    /// without reading (a poll on the descriptor would not see it).
+    pub(crate) fn has_frame(&self) -> bool {
+        let avail = self.end - self.start;
+        if self.large.as_ref().is_some_and(|(body, len)| body.len() == *len) {
+            return true;
+        }
+        avail >= HEADER && (avail - HEADER) as u64 >= self.buffered_len()
+    }
+
+    /// The length announced by the buffered header (call with a header buffered).
+    fn buffered_len(&self) -> u64 {
+        let mut header = [0u8; HEADER];
+        header.copy_from_slice(&self.buf[self.start..self.start + HEADER]);
+        u64::from_le_bytes(header)
     }
 
     /// Reads what is available. On a blocking descriptor this returns only once a
     /// frame is complete or the stream ended.
     pub(crate) fn read_some(&mut self, fd: BorrowedFd<'_>) -> io::Result<Progress> {
         loop {
-            let Some(len) = self.body_len else {
-                let n = match sock::read(fd, &mut self.header[self.header_len..]) {
+            if let Some((body, len)) = &mut self.large {
+                let len = *len;
+                if body.len() == len {
+                    let frame = std::mem::take(body);
+                    self.large = None;
+                    return Ok(Progress::Frame(frame));
+                }
+                // Grow by what we are about to read, never by the claimed length.
+                let want = (len - body.len()).min(1 << 20);
+                let old = body.len();
+                body.resize(old + want, 0);
+                let r = sock::read(fd, &mut body[old..]);
+                let n = match r {
                     Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Pending),
-                    Err(e) => return Err(e),
-                };
-                if n == 0 {
-                    if self.header_len == 0 {
-                        return Ok(Progress::Eof);
+                    Err(e) => {
+                        body.truncate(old);
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            return Ok(Progress::Pending);
+                        }
+                        return Err(e);
                     }
+                };
+                body.truncate(old + n);
+                if n == 0 {
                     return Err(truncated());
                 }
-                self.header_len += n;
-                if self.header_len == HEADER {
-                    let len = u64::from_le_bytes(self.header);
-                    if len > self.max {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("frame of {len} bytes exceeds the maximum of {} bytes", self.max),
-                        ));
-                    }
-                    self.body_len = Some(len as usize);
-                    self.body = Vec::new();
-                }
                 continue;
-            };
-            if self.body.len() == len {
-                self.header_len = 0;
-                self.body_len = None;
-                return Ok(Progress::Frame(std::mem::take(&mut self.body)));
             }
-            // Grow by what we are about to read, never by the claimed length.
-            let want = (len - self.body.len()).min(1 << 20);
-            let old = self.body.len();
-            self.body.resize(old + want, 0);
-            let r = sock::read(fd, &mut self.body[old..]);
-            let n = match r {
-                Ok(n) => n,
-                Err(e) => {
-                    self.body.truncate(old);
-                    if e.kind() == io::ErrorKind::WouldBlock {
-                        return Ok(Progress::Pending);
-                    }
-                    return Err(e);
+            let avail = self.end - self.start;
+            let need = if avail < HEADER {
+                HEADER - avail
+            } else {
+                let len = self.buffered_len();
+                if len > self.max {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("frame of {len} bytes exceeds the maximum of {} bytes", self.max),
+                    ));
                 }
+                let len = len as usize;
+                let body = self.start + HEADER;
+                if avail - HEADER >= len {
+                    let frame = self.buf[body..body + len].to_vec();
+                    self.start = body + len;
+                    if self.start == self.end {
+                        self.start = 0;
+                        self.end = 0;
+                    }
+                    return Ok(Progress::Frame(frame));
+                }
+                if len > SMALL {
+                    let mut frame = Vec::new();
+                    frame.extend_from_slice(&self.buf[body..self.end]);
+                    self.start = 0;
+                    self.end = 0;
+                    self.large = Some((frame, len));
+                    continue;
+                }
+                HEADER + len - avail
             };
-            self.body.truncate(old + n);
+            let ask = if !self.read_ahead {
+                need
+            } else if self.buf.len() - self.end >= need {
+                self.buf.len() - self.end
+            } else {
+                self.buf.len() - avail
+            };
+            if self.end + ask > self.buf.len() && self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end = avail;
+                self.start = 0;
+            }
+            if self.end + ask > self.buf.len() {
+                self.buf.resize(self.end + ask, 0);
+            }
+            let n = match sock::read(fd, &mut self.buf[self.end..self.end + ask]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Pending),
+                Err(e) => return Err(e),
+            };
             if n == 0 {
+                if avail == 0 {
+                    return Ok(Progress::Eof);
+                }
                 return Err(truncated());
             }
+            self.end += n;
         }
     }
 }
@@ -194,14 +267,55 @@ mod test {
     }
 
     #[test]
+    fn buffered_reader_splits_many_frames_read_at_once() {
+        let (a, b) = pair(Kind::Stream).unwrap();
+        let sizes = [0usize, 1, 7, 8, 9, 1000, SMALL - 1, SMALL, SMALL + 1, 3 * SMALL + 5, 12];
+        // More than a socket buffer holds: write from another thread.
+        let writer = std::thread::spawn(move || {
+            for (i, n) in sizes.iter().enumerate() {
+                write_frame(a.as_fd(), &vec![i as u8; *n], None).unwrap();
+            }
+        });
+        let mut r = FrameReader::buffered(DEFAULT_MAX_FRAME);
+        for (i, n) in sizes.iter().enumerate() {
+            assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Frame(vec![i as u8; *n]));
+        }
+        writer.join().unwrap();
+        assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Eof);
+    }
+
+    #[test]
+    fn exact_reader_leaves_the_next_frame_in_the_stream() {
+        let (a, b) = pair(Kind::Stream).unwrap();
+        write_frame(a.as_fd(), b"first", None).unwrap();
+        write_frame(a.as_fd(), b"second", None).unwrap();
+        assert_eq!(read_frame(b.as_fd(), 1024).unwrap(), Some(b"first".to_vec()));
+        assert_eq!(read_frame(b.as_fd(), 1024).unwrap(), Some(b"second".to_vec()));
+    }
+
+    #[test]
+    fn buffered_reader_reports_a_whole_buffered_frame() {
+        let (a, b) = pair(Kind::Stream).unwrap();
+        write_frame(a.as_fd(), b"one", None).unwrap();
+        write_frame(a.as_fd(), b"two", None).unwrap();
+        let mut r = FrameReader::buffered(1024);
+        assert!(!r.has_frame());
+        assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Frame(b"one".to_vec()));
+        assert!(r.has_frame());
+        assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Frame(b"two".to_vec()));
+        assert!(!r.has_frame());
+    }
+
+    #[test]
     fn partial_frames_survive_a_pending_read() {
         let (a, b) = pair(Kind::Stream).unwrap();
         crate::sys::fd::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&b), true).unwrap();
-        sock::send(a.as_fd(), &5u64.to_le_bytes()).unwrap();
-        sock::send(a.as_fd(), b"he").unwrap();
-        let mut r = FrameReader::new(1024);
-        assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Pending);
-        sock::send(a.as_fd(), b"llo").unwrap();
-        assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Frame(b"hello".to_vec()));
+        for mut r in [FrameReader::new(1024), FrameReader::buffered(1024)] {
+            sock::send(a.as_fd(), &5u64.to_le_bytes()).unwrap();
+            sock::send(a.as_fd(), b"he").unwrap();
+            assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Pending);
+            sock::send(a.as_fd(), b"llo").unwrap();
+            assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Frame(b"hello".to_vec()));
+        }
     }
 }
