@@ -8,27 +8,43 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
-/// Largest value the decoder will believe in. Lengths inside a value are checked
-/// against it before anything is allocated, so a corrupt or hostile length prefix
-/// is an error rather than an attempt to reserve exabytes.
-const DECODE_LIMIT: usize = 1 << 32;
+/// How much memory a decoded value may claim, per encoded byte. Lengths inside
+/// a value are checked against `DECODE_FACTOR × input length` (in steps, at
+/// least 1 MiB) before anything is allocated, so a small corrupt or hostile
+/// message cannot make the decoder reserve gigabytes. Real values stay far
+/// below it: a `Vec<u64>` of small numbers claims 8 bytes per encoded byte, a
+/// `Vec<String>` of empty strings 24.
+const DECODE_FACTOR: usize = 256;
 
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<DECODE_LIMIT>()
-}
+/// The encoder's limit: none worth speaking of (what we encode, we own).
+const ENCODE_LIMIT: usize = 1 << 40;
 
 /// Encodes `value` into a fresh buffer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| Error::Codec(e.to_string()))
+    let config = bincode::config::standard().with_limit::<ENCODE_LIMIT>();
+    bincode::serde::encode_to_vec(value, config).map_err(|e| Error::Codec(e.to_string()))
 }
 
 /// Decodes one value that must fill `bytes` exactly.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| Error::Codec(e.to_string()))?;
+    let claim = bytes.len().saturating_mul(DECODE_FACTOR);
+    let (value, used) = match claim {
+        0..=0x10_0000 => decode_within::<T, 0x10_0000>(bytes),
+        0x10_0001..=0x100_0000 => decode_within::<T, 0x100_0000>(bytes),
+        0x100_0001..=0x1000_0000 => decode_within::<T, 0x1000_0000>(bytes),
+        0x1000_0001..=0x1_0000_0000 => decode_within::<T, 0x1_0000_0000>(bytes),
+        0x1_0000_0001..=0x10_0000_0000 => decode_within::<T, 0x10_0000_0000>(bytes),
+        _ => decode_within::<T, 0x100_0000_0000>(bytes),
+    }?;
     if used != bytes.len() {
         return Err(Error::Codec(format!("{} trailing bytes after the value", bytes.len() - used)));
     }
     Ok(value)
+}
+
+fn decode_within<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<(T, usize)> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    bincode::serde::decode_from_slice(bytes, config).map_err(|e| Error::Codec(e.to_string()))
 }
 
 /// Serde helpers for an already-encoded payload inside a message: written as one
@@ -84,6 +100,23 @@ mod test {
         // A length prefix of at most 3 bytes, then the bytes themselves.
         assert!(encoded.len() <= 256 + 3);
         assert_eq!(decode::<Carrier>(&encoded).unwrap(), c);
+    }
+
+    #[test]
+    fn a_short_input_claiming_a_huge_length_is_refused() {
+        // A string length of 2^31 - 1 in bincode's varint form, and no string after it.
+        let mut bytes = vec![252];
+        bytes.extend_from_slice(&(i32::MAX as u32).to_le_bytes());
+        assert!(matches!(decode::<String>(&bytes), Err(Error::Codec(_))));
+        assert!(matches!(decode::<Vec<u64>>(&bytes), Err(Error::Codec(_))));
+    }
+
+    #[test]
+    fn values_that_claim_more_memory_than_their_bytes_still_decode() {
+        let many_empty: Vec<String> = vec![String::new(); 100_000];
+        assert_eq!(decode::<Vec<String>>(&encode(&many_empty).unwrap()).unwrap(), many_empty);
+        let small_numbers: Vec<u64> = (0..100_000).map(|i| i % 100).collect();
+        assert_eq!(decode::<Vec<u64>>(&encode(&small_numbers).unwrap()).unwrap(), small_numbers);
     }
 
     #[test]
