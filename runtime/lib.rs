@@ -34,6 +34,7 @@
 
 mod boot;
 mod codec;
+pub mod connection;
 mod error;
 mod pool;
 mod process;
@@ -42,6 +43,7 @@ mod sys;
 mod task;
 
 pub use boot::init;
+pub use connection::{Connection, Pipe};
 pub use error::{Error, Result};
 /// `par_map!` at a glance (the forms and options are described below):
 ///

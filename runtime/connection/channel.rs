@@ -1,0 +1,341 @@
+//! The untyped core of a connection: whole messages (frames) over one stream socket.
+//!
+//! [`Connection<T>`](super::Connection) is a thin typed face on a [`Channel`]; the
+//! authentication handshake talks on a bare `Channel` before the typed face exists.
+//!
+//! The socket is non-blocking. Reading takes the inbox lock only for reads that
+//! cannot block, and sleeps in `poll(2)` with the lock released, so that a second
+//! receiver, [`wait`](super::wait) or [`poll`](super::Connection::poll) on another
+//! thread is never stuck behind a receiver that is waiting for data. Frames are
+//! assembled under the lock, so each message goes to exactly one receiver whole.
+//! A whole message that `poll` or `wait` reads is held in the inbox for the next
+//! receive; since holding it does not wake a thread asleep on the socket, they
+//! read only while no thread sleeps there (`Inbox::sleepers`).
+//! Writing holds the outbox lock for the whole frame, so frames sent from several
+//! threads never interleave.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::sys::fd;
+use crate::sys::frame::{FrameReader, Progress, write_frame};
+
+/// Largest message a connection accepts unless told otherwise (1 GiB).
+pub const DEFAULT_MAX_MESSAGE: u64 = 1 << 30;
+
+/// Which way messages may travel through one end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Send and receive (a duplex pipe, a listener's or client's connection).
+    Both,
+    /// Receive only (the first end of a simplex pipe).
+    Receive,
+    /// Send only (the second end of a simplex pipe).
+    Send,
+}
+
+/// How the incoming stream ended, once it has.
+#[derive(Debug)]
+enum End {
+    /// Cleanly, between messages: every receive answers [`Error::Eof`].
+    Eof,
+    /// In the middle of a message (the sender died or closed while sending): the
+    /// next receive says so, the ones after it answer [`Error::Eof`].
+    Truncated,
+    /// The stream is out of step (a length over the maximum, a read error): every
+    /// receive answers the same error, since no later message boundary can be found.
+    Broken(io::ErrorKind, String),
+}
+
+/// The receiving half's state, behind the inbox lock.
+#[derive(Debug)]
+struct Inbox {
+    frames: FrameReader,
+    /// The maximum `frames` was made with.
+    frames_max: u64,
+    /// The maximum asked for; a new reader takes it at the next message boundary.
+    max: u64,
+    /// A whole message taken off the stream and not handed out yet (found by
+    /// `poll` or `wait`, or refused by a too-small `recv_bytes_into`).
+    ready: Option<Vec<u8>>,
+    end: Option<End>,
+    /// Threads asleep in `poll(2)` on the socket, waiting to receive or to see a
+    /// message. A message taken off the socket and held would not wake them, so
+    /// while there are any, only a receiver (which hands the message out) reads.
+    sleepers: usize,
+}
+
+impl Inbox {
+    fn new(max: u64) -> Inbox {
+        Inbox { frames: FrameReader::new(max), frames_max: max, max, ready: None, end: None, sleepers: 0 }
+    }
+
+    /// True when a receive would answer at once: a message is held, or the stream ended.
+    fn settled(&self) -> bool {
+        self.ready.is_some() || self.end.is_some()
+    }
+
+    /// Reads what the socket has without blocking, until a whole message is held,
+    /// the stream ends, or nothing more is there.
+    fn advance(&mut self, fd: BorrowedFd<'_>) {
+        if self.settled() {
+            return;
+        }
+        match self.frames.read_some(fd) {
+            Ok(Progress::Frame(frame)) => self.ready = Some(frame),
+            Ok(Progress::Pending) => {}
+            Ok(Progress::Eof) => self.end = Some(End::Eof),
+            Err(e) => {
+                // A peer that died with our data unread resets the connection; between
+                // messages that is just the end of the stream, as a clean close is.
+                let between = self.frames.is_between_frames();
+                self.end = Some(match e.kind() {
+                    io::ErrorKind::ConnectionReset if between => End::Eof,
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => End::Truncated,
+                    kind => End::Broken(kind, e.to_string()),
+                });
+            }
+        }
+        self.apply_max();
+    }
+
+    /// For `poll` and `wait`: whether a receive would answer at once. With no
+    /// thread asleep on the socket, this reads what arrived (holding a whole message
+    /// for the next receive); otherwise it only looks whether the socket has data,
+    /// which the sleeping thread is about to take.
+    fn observe(&mut self, fd: BorrowedFd<'_>) -> bool {
+        if self.sleepers == 0 {
+            self.advance(fd);
+        }
+        if self.settled() {
+            return true;
+        }
+        self.sleepers > 0 && readable_now(fd)
+    }
+
+    /// Makes a new maximum effective once no message is half-read.
+    fn apply_max(&mut self) {
+        if self.frames_max != self.max && self.end.is_none() && self.frames.is_between_frames() {
+            self.frames = FrameReader::new(self.max);
+            self.frames_max = self.max;
+        }
+    }
+
+    /// The held message, or the end of the stream as an error; `None` while neither.
+    fn take(&mut self) -> Option<Result<Vec<u8>>> {
+        if let Some(frame) = self.ready.take() {
+            return Some(Ok(frame));
+        }
+        Some(Err(self.end_error()?))
+    }
+
+    fn end_error(&mut self) -> Option<Error> {
+        Some(match self.end.as_ref()? {
+            End::Eof => Error::Eof,
+            End::Truncated => {
+                self.end = Some(End::Eof);
+                Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection ended in the middle of a message (the sender closed it or died while sending)",
+                ))
+            }
+            End::Broken(kind, what) => {
+                let hint = if *kind == io::ErrorKind::InvalidData {
+                    " (set_max_message raises the limit, if the sender is trusted)"
+                } else {
+                    ""
+                };
+                Error::Io(io::Error::new(*kind, format!("cannot receive on this connection any more: {what}{hint}")))
+            }
+        })
+    }
+}
+
+/// One end of a message stream.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    fd: OwnedFd,
+    direction: Direction,
+    inbox: Mutex<Inbox>,
+    /// Held for the whole of each frame written.
+    outbox: Mutex<()>,
+}
+
+impl Channel {
+    /// Takes over a connected stream socket, making it non-blocking.
+    pub(crate) fn new(fd: OwnedFd, direction: Direction, max: u64) -> Result<Channel> {
+        fd::set_nonblocking(fd.as_raw_fd(), true)?;
+        Ok(Channel { fd, direction, inbox: Mutex::new(Inbox::new(max)), outbox: Mutex::new(()) })
+    }
+
+    pub(crate) fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        // Nothing panics while the lock is held; if something ever did, the inbox
+        // is still consistent (every field is updated by a single assignment).
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The largest message this end accepts.
+    pub(crate) fn max(&self) -> u64 {
+        self.inbox().max
+    }
+
+    /// Sets the largest message this end accepts, from the next message on.
+    pub(crate) fn set_max(&self, max: u64) {
+        let mut inbox = self.inbox();
+        inbox.max = max;
+        inbox.apply_max();
+    }
+
+    fn check_can_receive(&self, what: &str) -> Result<()> {
+        if self.direction == Direction::Send {
+            return Err(Error::Misuse {
+                what: format!(
+                    "{what} on the sending end of a simplex pipe: Pipe::simplex() returns (receiver, sender), \
+                     receive on the first"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_can_send(&self, what: &str) -> Result<()> {
+        if self.direction == Direction::Receive {
+            return Err(Error::Misuse {
+                what: format!(
+                    "{what} on the receiving end of a simplex pipe: Pipe::simplex() returns (receiver, sender), \
+                     send on the second"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes one message. `deadline` bounds the whole write: it is used by the
+    /// handshake only, since a frame cut short by a timeout leaves the stream out of
+    /// step for the peer.
+    pub(crate) fn send(&self, payload: &[u8], deadline: Option<Instant>) -> Result<()> {
+        self.check_can_send("send")?;
+        let _frame = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        write_frame(self.fd.as_fd(), payload, deadline).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPIPE) | Some(libc::ECONNRESET) => Error::Eof,
+            _ if e.kind() == io::ErrorKind::TimedOut => Error::Timeout,
+            _ => Error::Io(e),
+        })
+    }
+
+    /// Waits until `step` has an answer for the inbox, or `deadline` passes
+    /// ([`Error::Timeout`]). `step` runs after each non-blocking read, lock held.
+    fn receive_with<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut step: impl FnMut(&mut Inbox) -> Option<Result<R>>,
+    ) -> Result<R> {
+        loop {
+            {
+                let mut inbox = self.inbox();
+                inbox.advance(self.fd.as_fd());
+                if let Some(answer) = step(&mut inbox) {
+                    return answer;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(Error::Timeout);
+                }
+                inbox.sleepers += 1;
+            }
+            self.sleep(deadline)?;
+        }
+    }
+
+    /// Sleeps until the socket is readable or `deadline` passes, lock released:
+    /// another thread may take what arrives first; then the caller finds nothing
+    /// and sleeps again. The caller counted itself in `sleepers` under the lock.
+    fn sleep(&self, deadline: Option<Instant>) -> Result<()> {
+        let polled = fd::poll(&[self.fd.as_fd()], deadline);
+        self.inbox().sleepers -= 1;
+        polled?;
+        Ok(())
+    }
+
+    /// Receives one whole message.
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        self.check_can_receive("recv")?;
+        self.receive_with(deadline, Inbox::take)
+    }
+
+    /// Receives one message into `buf`; a message longer than `buf` stays held.
+    pub(crate) fn recv_into(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        self.check_can_receive("recv_bytes_into")?;
+        self.receive_with(deadline, |inbox| {
+            let Some(frame) = &inbox.ready else {
+                return inbox.take().map(|end| end.map(|_| 0));
+            };
+            if frame.len() > buf.len() {
+                return Some(Err(Error::Misuse {
+                    what: format!(
+                        "recv_bytes_into: the message is {} bytes but the buffer holds {}; the message is kept for \
+                         the next receive (recv_bytes, or recv_bytes_into with a larger buffer)",
+                        frame.len(),
+                        buf.len()
+                    ),
+                }));
+            }
+            let n = frame.len();
+            buf[..n].copy_from_slice(frame);
+            inbox.ready = None;
+            Some(Ok(n))
+        })
+    }
+
+    /// Waits until a receive would answer at once (a whole message or the end of
+    /// the stream is there), or `deadline` passes.
+    pub(crate) fn poll(&self, deadline: Option<Instant>) -> Result<bool> {
+        self.check_can_receive("poll")?;
+        loop {
+            {
+                let mut inbox = self.inbox();
+                if inbox.observe(self.fd.as_fd()) {
+                    return Ok(true);
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(false);
+                }
+                inbox.sleepers += 1;
+            }
+            self.sleep(deadline)?;
+        }
+    }
+
+    /// [`poll`](Self::poll) with a zero timeout, for [`wait`](super::wait): reads
+    /// what is there without blocking. A send-only end counts as ready when its
+    /// socket is readable, which for a simplex sender means the receiver closed.
+    pub(crate) fn ready_now(&self) -> bool {
+        if self.direction == Direction::Send {
+            return readable_now(self.fd.as_fd());
+        }
+        self.inbox().observe(self.fd.as_fd())
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Whether `fd` has data (or an end, or an error) to read now.
+fn readable_now(fd: BorrowedFd<'_>) -> bool {
+    // An error counts as readable: the next receive reports it.
+    fd::poll(&[fd], Some(Instant::now())).map_or(true, |r| r.iter().any(|r| r.readable))
+}
+
+/// `now + timeout`, or `None` (no deadline) when that is beyond what `Instant` holds.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
