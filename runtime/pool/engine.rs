@@ -13,9 +13,10 @@
 //! one mutex (`Core`); slots are completed after it is released, because their
 //! callbacks may submit more work.
 //!
-//! A worker whose jobs are short gets up to [`MAX_DEPTH`] at a time: one
-//! running, the others waiting in its channel, so that it goes from one to the
-//! next without a round trip through the parent. A job waiting in a channel has
+//! A worker whose jobs are short gets up to [`MAX_DEPTH`] at a time (about a
+//! millisecond of work, judged by its recent jobs): one running, the others
+//! waiting in its channel, so that it goes from one to the next without a round
+//! trip through the parent. A job waiting in a channel has
 //! not started: if the worker dies it goes back to the front of the queue.
 
 use std::collections::VecDeque;
@@ -40,11 +41,14 @@ use crate::sys::sock;
 /// How long workers get to exit after being asked before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// Most jobs one worker holds when its jobs are short.
-pub(crate) const MAX_DEPTH: usize = 4;
+/// Most jobs one worker holds (when its jobs are very short).
+const MAX_DEPTH: usize = 32;
 
-/// A worker whose recent jobs took less than this (as it measured them) has short jobs.
-const SHORT_JOB: Duration = Duration::from_micros(250);
+/// How much work (judged by its recent jobs) a worker may have waiting in its
+/// channel behind the running job. Enough to batch reads and writes when jobs
+/// take microseconds; little enough that a job stuck behind a slower one than
+/// expected waits about a millisecond, not a long time, while another worker idles.
+const LOOKAHEAD: Duration = Duration::from_millis(1);
 
 /// The epoll token of the engine's wake-up eventfd; a worker's channel is
 /// `2 × serial`, its exit sentinel `2 × serial + 1`.
@@ -401,8 +405,8 @@ impl Core {
             return 0;
         }
         let depth = match w.recent {
-            Some(d) if d < SHORT_JOB => MAX_DEPTH,
-            _ => 1,
+            Some(d) => 1 + (LOOKAHEAD.as_nanos() / d.as_nanos().max(1)).min(MAX_DEPTH as u128 - 1) as usize,
+            None => 1,
         };
         let budget = config.max_tasks_per_child.map_or(usize::MAX, |max| max.saturating_sub(w.sent));
         depth.saturating_sub(w.jobs.len()).min(budget)

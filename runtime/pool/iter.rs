@@ -13,11 +13,15 @@ use std::time::Instant;
 
 use super::Pool;
 use super::chunk::Adaptive;
-use super::engine::{Job, MAX_DEPTH};
+use super::engine::Job;
 use super::slot::{Slot, decode_chunk};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::task::TaskValue;
+
+/// Chunks in flight per worker: enough to keep a worker with short jobs busy
+/// (the engine lets it hold several at once).
+const WINDOW_PER_WORKER: usize = 16;
 
 /// Pulls up to `n` argument tuples from the input and encodes them as one chunk.
 type Source<'p> = Box<dyn FnMut(usize) -> Option<Result<(Vec<u8>, usize)>> + 'p>;
@@ -66,38 +70,51 @@ impl<'p> Feed<'p> {
             task,
             source,
             chunking: Adaptive::new(chunksize, hint, pool.processes()),
-            window: (MAX_DEPTH + 1) * pool.processes(),
+            window: WINDOW_PER_WORKER * pool.processes(),
             exhausted: error.is_some(),
             error,
         }
     }
 
-    /// Pulls and submits the next chunk, if the input has one.
-    fn next_job(&mut self) -> Option<InFlight> {
-        if self.exhausted {
-            return None;
-        }
-        match (self.source)(self.chunking.size()) {
-            None => {
-                self.exhausted = true;
-                None
+    /// How many chunks to pull now, with `in_flight` out: none while the window
+    /// is more than half full, so that refills come in batches.
+    fn room(&self, in_flight: usize) -> Option<usize> {
+        (in_flight <= self.window / 2).then(|| self.window - in_flight)
+    }
+
+    /// Pulls up to `room` chunks from the input and submits them together
+    /// (one hand-off to the engine for all of them).
+    fn refill(&mut self, room: usize) -> Vec<InFlight> {
+        let mut jobs = Vec::new();
+        let mut flights = Vec::new();
+        while flights.len() < room && !self.exhausted {
+            match (self.source)(self.chunking.size()) {
+                None => self.exhausted = true,
+                Some(Err(e)) => {
+                    self.exhausted = true;
+                    self.error = Some(e);
+                }
+                Some(Ok((chunk, items))) => {
+                    let slot = Slot::new();
+                    jobs.push(Job { task: self.task, chunk, items, slot: slot.clone(), group: 0, index: 0 });
+                    flights.push(InFlight { slot, items, sent: Instant::now(), id: 0 });
+                }
             }
-            Some(Err(e)) => {
+        }
+        if jobs.is_empty() {
+            return flights;
+        }
+        match self.pool.engine().submit(jobs) {
+            Ok(ids) => {
+                for (flight, id) in flights.iter_mut().zip(ids) {
+                    flight.id = id;
+                }
+                flights
+            }
+            Err(e) => {
                 self.exhausted = true;
                 self.error = Some(e);
-                None
-            }
-            Some(Ok((chunk, items))) => {
-                let slot = Slot::new();
-                let job = Job { task: self.task, chunk, items, slot: slot.clone(), group: 0, index: 0 };
-                match self.pool.engine().submit([job]) {
-                    Ok(ids) => Some(InFlight { slot, items, sent: Instant::now(), id: ids[0] }),
-                    Err(e) => {
-                        self.exhausted = true;
-                        self.error = Some(e);
-                        None
-                    }
-                }
+                Vec::new()
             }
         }
     }
@@ -160,9 +177,8 @@ impl<R: TaskValue> Iterator for Imap<'_, R> {
             if let Some(r) = self.ready.pop_front() {
                 return Some(r);
             }
-            while self.in_flight.len() < self.feed.window {
-                let Some(chunk) = self.feed.next_job() else { break };
-                self.in_flight.push_back(chunk);
+            if let Some(room) = self.feed.room(self.in_flight.len()) {
+                self.in_flight.extend(self.feed.refill(room));
             }
             let Some(chunk) = self.in_flight.pop_front() else {
                 return self.feed.error.take().map(Err);
@@ -219,8 +235,8 @@ impl<R: TaskValue> Iterator for ImapUnordered<'_, R> {
             if let Some(r) = self.ready.pop_front() {
                 return Some(r);
             }
-            while self.in_flight.len() < self.feed.window {
-                let Some(chunk) = self.feed.next_job() else { break };
+            let room = self.feed.room(self.in_flight.len()).unwrap_or(0);
+            for chunk in self.feed.refill(room) {
                 let key = self.next_key;
                 self.next_key += 1;
                 let tx = self.done_tx.clone();

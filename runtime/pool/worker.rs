@@ -3,7 +3,9 @@
 //!
 //! A worker runs its pool's initializer once, says it is ready, then serves
 //! chunks of calls from its channel, in the order they were sent, until told to
-//! stop or until the channel closes. The engine may send a few chunks ahead
+//! stop or until the channel closes. Each result is sent as soon as it is ready,
+//! never held back to be batched with the next: a crash in the next job must not
+//! take a finished result with it. The engine may send a few chunks ahead
 //! (they wait in the channel), so a worker with short jobs never sleeps
 //! between them. It ignores SIGINT: Ctrl-C is the parent's to handle (it reaches
 //! the whole process group), and the parent then stops or kills its workers.
