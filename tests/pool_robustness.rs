@@ -258,3 +258,28 @@ fn dropping_an_unfinished_imap_cancels_its_queued_chunks() {
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(ran(), 3, "the queued chunk ran anyway");
 }
+
+#[mproc::task]
+fn exits_after(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::exit(7)
+}
+
+/// A worker with short jobs holds several at once; when it dies, the job it was
+/// running fails and the ones waiting behind it run on its replacement.
+#[mproc::test]
+fn jobs_waiting_behind_a_dying_job_are_requeued_not_failed() {
+    let pool = Pool::builder().processes(1).start_method(StartMethod::Fork).build().unwrap();
+    // Short jobs first, so that the worker is trusted with several at a time.
+    assert_eq!(pool.map_chunked(square, 0..200u64, 1).unwrap().len(), 200);
+    let dying = pool.apply_async(exits_after, (50,));
+    let behind: Vec<_> = (0..20u64).map(|n| pool.apply_async(square, (n,))).collect();
+    match dying.get() {
+        Err(Error::WorkerLost { reason, .. }) => assert!(reason.contains("code 7"), "{reason}"),
+        other => panic!("expected WorkerLost, got {other:?}"),
+    }
+    for (n, r) in behind.into_iter().enumerate() {
+        assert_eq!(r.get().unwrap(), (n * n) as u64);
+    }
+    assert_eq!(pool.insights().restarts.len(), 1);
+}

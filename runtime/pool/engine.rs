@@ -150,7 +150,7 @@ struct Worker {
     child: Arc<ChildHandle>,
     /// Names it in epoll tokens.
     serial: u64,
-    /// A caller waiting for one of its jobs reads its channel (the engine thread does not).
+    /// A caller waiting for the job it runs reads its channel (the engine thread leaves it alone).
     driven: bool,
     /// What the engine thread watches its channel for now.
     interest: EpollFlags,
@@ -452,13 +452,12 @@ impl Core {
     }
 
     /// Makes the engine thread watch worker `i`'s channel for what it needs now:
-    /// results (unless a caller is reading them) and room (if its outbox is not empty).
+    /// results, always, and room if its outbox is not empty. Edge-triggered: the
+    /// engine thread is woken once per arrival and reads the channel dry, unless
+    /// a caller is reading it (then that caller reads it dry before giving it back).
     fn set_interest(&mut self, i: usize) {
         let w = &mut self.workers[i];
-        let mut want = EpollFlags::empty();
-        if !w.driven {
-            want |= EpollFlags::EPOLLIN;
-        }
+        let mut want = EpollFlags::EPOLLIN | EpollFlags::EPOLLET;
         if !w.outbox.is_empty() {
             want |= EpollFlags::EPOLLOUT;
         }
@@ -521,7 +520,11 @@ impl Core {
                 },
                 // End of stream: the worker is exiting; its sentinel will say how.
                 Ok(Progress::Pending) | Ok(Progress::Eof) => return,
-                Err(_) => return self.distrust(i),
+                // A frame longer than any the protocol sends.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return self.distrust(i),
+                // Reset (it exited with jobs unread) or cut short: it is ending,
+                // and its sentinel will say how.
+                Err(_) => return,
             }
         }
     }
@@ -701,7 +704,7 @@ fn start_worker(config: &PoolConfig) -> Result<Worker> {
         child,
         serial: 0,
         driven: false,
-        interest: EpollFlags::EPOLLIN,
+        interest: EpollFlags::EPOLLIN | EpollFlags::EPOLLET,
         reader: FrameReader::buffered(DEFAULT_MAX_FRAME),
         ready: false,
         stopping: false,
@@ -787,7 +790,7 @@ fn run(engine: Arc<Engine>) {
                 // A channel a caller is reading is left to it (see `wait_for`).
                 let readable = flags.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
                 if readable && !core.workers[i].driven {
-                    core.read_worker(i, config, false, &mut done);
+                    core.read_worker(i, config, true, &mut done);
                 }
             }
             let now = Instant::now();
@@ -838,7 +841,6 @@ impl Engine {
                     return slot.wait(deadline);
                 };
                 core.workers[i].driven = true;
-                core.set_interest(i);
                 core.workers[i].child.clone()
             };
             // The engine thread may have read the result just before it stopped watching.
@@ -847,12 +849,12 @@ impl Engine {
             {
                 let mut core = self.lock();
                 if let Some(i) = core.position(&child) {
+                    // Edge-triggered: whatever arrived while this thread was
+                    // reading the channel woke the engine thread only once, and
+                    // it left it here; read it all before handing the channel back.
+                    core.read_worker(i, &self.config, true, &mut done);
                     core.workers[i].driven = false;
-                    core.set_interest(i);
-                    if matches!(&ready, Some(Ok(r)) if r[0].readable) {
-                        core.read_worker(i, &self.config, false, &mut done);
-                        core.dispatch(&self.config);
-                    }
+                    core.dispatch(&self.config);
                 }
             }
             complete_all(&mut done);
