@@ -36,6 +36,7 @@ mod boot;
 mod codec;
 pub mod connection;
 mod error;
+mod handle;
 mod pool;
 mod process;
 mod start;

@@ -6,10 +6,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
+use crate::handle;
 use crate::pool::worker::{self, WorkerConfig};
 use crate::process::registry::{self, Identity};
 use crate::sys::fd;
-use crate::sys::frame::{DEFAULT_MAX_FRAME, read_frame, write_frame};
+use crate::sys::frame::{DEFAULT_MAX_FRAME, read_frame_with_fds, write_frame};
 use crate::sys::pid;
 use crate::task::{self, Failure, Report};
 
@@ -38,8 +39,8 @@ pub(crate) enum Job {
 
 /// What a child runs.
 pub(crate) enum Work {
-    /// A job described by name.
-    Job(Job),
+    /// A job described by name, and the descriptors of the handles in its arguments.
+    Job(Job, Vec<OwnedFd>),
     /// A closure carried over by `fork` (its result already encoded in the report).
     Closure(Box<dyn FnOnce() -> Report + Send>),
 }
@@ -49,24 +50,24 @@ pub(crate) fn boot_spawned(channel: OwnedFd) -> ! {
     if write_frame(channel.as_fd(), HELLO, None).is_err() {
         pid::exit_now(1);
     }
-    let start: Start = match read_frame(channel.as_fd(), DEFAULT_MAX_FRAME).ok().flatten().map(|b| codec::decode(&b)) {
-        Some(Ok(s)) => s,
-        // The parent went away or sent garbage: nothing to run, nobody to tell.
-        _ => pid::exit_now(1),
-    };
+    // The parent went away or sent garbage: nothing to run, nobody to tell.
+    let Some((start, fds)) = read_start(&channel) else { pid::exit_now(1) };
     registry::become_child(start.me);
     task::install_panic_capture();
-    run(channel, Work::Job(start.job))
+    run(channel, Work::Job(start.job, fds))
 }
 
 /// A child forked by the fork server: read the work from the channel, run it.
 pub(crate) fn boot_forked_by_server(channel: OwnedFd) -> ! {
-    let start: Start = match read_frame(channel.as_fd(), DEFAULT_MAX_FRAME).ok().flatten().map(|b| codec::decode(&b)) {
-        Some(Ok(s)) => s,
-        _ => pid::exit_now(1),
-    };
+    let Some((start, fds)) = read_start(&channel) else { pid::exit_now(1) };
     registry::become_child(start.me);
-    run(channel, Work::Job(start.job))
+    run(channel, Work::Job(start.job, fds))
+}
+
+/// Reads the parent's `Start` and the descriptors sent with it.
+fn read_start(channel: &OwnedFd) -> Option<(Start, Vec<OwnedFd>)> {
+    let (bytes, fds) = read_frame_with_fds(channel.as_fd(), DEFAULT_MAX_FRAME).ok().flatten()?;
+    codec::decode(&bytes).ok().map(|start| (start, fds))
 }
 
 /// Python's rule: a child does not read the terminal. Called where each child is
@@ -81,11 +82,11 @@ pub(crate) fn stdin_from_dev_null() {
 /// and exits. Never returns and never runs the parent's exit handlers.
 pub(crate) fn run(channel: OwnedFd, work: Work) -> ! {
     let code = match work {
-        Work::Job(Job::Worker(config)) => worker::serve(channel, config),
-        Work::Job(Job::Task { task, args }) => report(
+        Work::Job(Job::Worker(config), _) => worker::serve(channel, config),
+        Work::Job(Job::Task { task, args }, fds) => report(
             channel,
             match task::by_name(&task) {
-                Some(entry) => entry.invoke(&args).report,
+                Some(entry) => handle::with_received(fds, || entry.invoke(&args).report),
                 None => Report::Failed(Failure::UnknownTask(task)),
             },
         ),

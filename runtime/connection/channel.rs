@@ -27,7 +27,7 @@ use crate::sys::frame::{FrameReader, Progress, write_frame};
 pub const DEFAULT_MAX_MESSAGE: u64 = 1 << 30;
 
 /// Which way messages may travel through one end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Direction {
     /// Send and receive (a duplex pipe, a listener's or client's connection).
     Both,
@@ -168,11 +168,25 @@ impl Channel {
     /// Takes over a connected stream socket, making it non-blocking.
     pub(crate) fn new(fd: OwnedFd, direction: Direction, max: u64) -> Result<Channel> {
         fd::set_nonblocking(fd.as_raw_fd(), true)?;
+        crate::handle::track(fd.as_raw_fd());
         Ok(Channel { fd, direction, inbox: Mutex::new(Inbox::new(max)), outbox: Mutex::new(()) })
     }
 
     pub(crate) fn direction(&self) -> Direction {
         self.direction
+    }
+
+    /// What another process needs to take over this end: its socket, direction
+    /// and maximum. Refused while part of the stream has been read here (a
+    /// message held for the next receive, or half a frame): it would be lost.
+    pub(crate) fn transferable(&self) -> std::result::Result<(BorrowedFd<'_>, Direction, u64), String> {
+        let inbox = self.inbox();
+        if inbox.ready.is_some() || !inbox.frames.is_between_frames() {
+            return Err("a connection that holds a message already read off its socket (by poll, wait or a \
+                        refused recv_bytes_into) cannot be passed to another process: receive it first"
+                .to_string());
+        }
+        Ok((self.fd.as_fd(), self.direction, inbox.max))
     }
 
     fn inbox(&self) -> MutexGuard<'_, Inbox> {
@@ -320,6 +334,13 @@ impl Channel {
             return readable_now(self.fd.as_fd());
         }
         self.inbox().observe(self.fd.as_fd())
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        // Before the descriptor closes, so that its number is never tracked for a stranger.
+        crate::handle::untrack(self.fd.as_raw_fd());
     }
 }
 

@@ -182,6 +182,48 @@ fn decode<T: DeserializeOwned>(bytes: Vec<u8>) -> Result<T> {
     })
 }
 
+/// A connection is a handle: it can be a task argument (`spawn!(worker(conn))`),
+/// under every start method. The child gets its own descriptor for the same
+/// socket; close this end here if the child is now the only one to use it.
+impl<T> Serialize for Connection<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeTuple};
+        let (fd, direction, max) = self.chan.transferable().map_err(S::Error::custom)?;
+        let mut t = s.serialize_tuple(3)?;
+        t.serialize_element(&Descriptor(fd))?;
+        t.serialize_element(&direction)?;
+        t.serialize_element(&max)?;
+        t.end()
+    }
+}
+
+impl<'de, T> serde::Deserialize<'de> for Connection<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Connection<T>, D::Error> {
+        use serde::de::Error as _;
+        let (Received(fd), direction, max): (Received, Direction, u64) = serde::Deserialize::deserialize(d)?;
+        let chan = Channel::new(fd, direction, max).map_err(D::Error::custom)?;
+        Ok(Connection::from_channel(chan))
+    }
+}
+
+/// A connection's socket on its way out, as a handle.
+struct Descriptor<'a>(BorrowedFd<'a>);
+
+impl Serialize for Descriptor<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        crate::handle::serialize_fd(self.0, "Connection", s)
+    }
+}
+
+/// A connection's socket on its way in.
+struct Received(std::os::fd::OwnedFd);
+
+impl<'de> serde::Deserialize<'de> for Received {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Received, D::Error> {
+        crate::handle::deserialize_fd(d).map(Received)
+    }
+}
+
 impl<T> Waitable for Connection<T> {
     fn wait_fd(&self) -> BorrowedFd<'_> {
         self.chan.as_fd()

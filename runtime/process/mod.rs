@@ -211,9 +211,9 @@ impl ProcessBuilder {
         A: TaskValue,
     {
         let entry = task::of(&f)?;
-        let args = codec::encode(&args)?;
+        let (args, fds) = crate::handle::encode_with_handles(&args)?;
         let method = self.method.unwrap_or_else(start::start_method);
-        self.launch(method, LaunchWork::Named { task: entry.name(), args })
+        self.launch(method, LaunchWork::Named { task: entry.name(), args, fds })
     }
 
     /// Forks a child that runs the closure `f` (which may capture anything it can

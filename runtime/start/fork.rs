@@ -19,8 +19,9 @@ pub(super) fn start(
     let parent_pid = pid::getpid();
     let parent_raw = parent_end.as_raw_fd();
     let work = match work {
-        LaunchWork::Named { task, args } => Work::Job(Job::Task { task: task.to_string(), args }),
-        LaunchWork::Worker(config) => Work::Job(Job::Worker(config)),
+        // The child inherits the descriptors themselves.
+        LaunchWork::Named { task, args, fds } => Work::Job(Job::Task { task: task.to_string(), args }, fds),
+        LaunchWork::Worker(config) => Work::Job(Job::Worker(config), Vec::new()),
         LaunchWork::Closure(f) => Work::Closure(f),
     };
     let forked = on_lasting_thread(move || {
@@ -37,6 +38,9 @@ pub(super) fn start(
                 // by fork; this process must not keep it (nothing here owns it).
                 unsafe { libc::close(parent_raw) };
                 child::stdin_from_dev_null();
+                if matches!(work, Work::Job(..)) {
+                    crate::handle::drop_inherited();
+                }
                 registry::become_child(me);
                 child::run(child_end, work)
             }

@@ -20,7 +20,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::process::registry::state;
 use crate::sys::fd::poll;
-use crate::sys::frame::write_frame;
+use crate::sys::frame::write_frame_with_fds;
 use crate::sys::pid::{self, Exit};
 use crate::sys::sock::{self, Kind};
 
@@ -100,14 +100,19 @@ pub(crate) fn server_pid() -> Result<i32> {
 
 /// Asks the fork server for a child running `start`. Returns its pid, pidfd and
 /// the socket on which its exit status will arrive.
-pub(super) fn start(channel: BorrowedFd<'_>, child_end: OwnedFd, start: &Start) -> Result<(i32, OwnedFd, OwnedFd)> {
+pub(super) fn start(
+    channel: BorrowedFd<'_>,
+    child_end: OwnedFd,
+    start: &Start,
+    fds: &[OwnedFd],
+) -> Result<(i32, OwnedFd, OwnedFd)> {
     let bytes = codec::encode(start)?;
     let mut last_error = None;
     for _attempt in 0..2 {
         match request(&child_end) {
             Ok((pid, pidfd, status)) => {
                 drop(child_end);
-                if let Err(e) = write_frame(channel, &bytes, None) {
+                if let Err(e) = write_frame_with_fds(channel, &bytes, fds) {
                     let _ = pid::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
                     return Err(e.into());
                 }

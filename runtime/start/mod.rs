@@ -141,7 +141,12 @@ pub(crate) struct Launch {
 }
 
 pub(crate) enum LaunchWork {
-    Named { task: &'static str, args: Vec<u8> },
+    /// A task by name, its encoded arguments, and the descriptors of the handles among them.
+    Named {
+        task: &'static str,
+        args: Vec<u8>,
+        fds: Vec<OwnedFd>,
+    },
     Worker(WorkerConfig),
     Closure(Box<dyn FnOnce() -> Report + Send>),
 }
@@ -161,10 +166,11 @@ impl LaunchWork {
         }
     }
 
-    fn into_job(self) -> Result<Job> {
+    /// The job to describe to a re-executed child, and the descriptors to send with it.
+    fn into_job(self) -> Result<(Job, Vec<OwnedFd>)> {
         match self {
-            LaunchWork::Named { task, args } => Ok(Job::Task { task: task.to_string(), args }),
-            LaunchWork::Worker(config) => Ok(Job::Worker(config)),
+            LaunchWork::Named { task, args, fds } => Ok((Job::Task { task: task.to_string(), args }, fds)),
+            LaunchWork::Worker(config) => Ok((Job::Worker(config), Vec::new())),
             LaunchWork::Closure(_) => Err(Error::Io(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "a closure can only run in a forked child: use StartMethod::Fork or mproc::fork",
@@ -192,12 +198,13 @@ pub(crate) fn launch(l: Launch) -> Result<Arc<ChildHandle>> {
         let (pid, pidfd) = fork::start(&parent_end, child_end, me, l.work)?;
         (pid, pidfd, ExitSource::Reap)
     } else {
-        let start = Start { me, job: l.work.into_job()? };
+        let (job, fds) = l.work.into_job()?;
+        let start = Start { me, job };
         if l.method == StartMethod::Spawn {
-            let (pid, pidfd) = spawn::start(parent_end.as_fd(), child_end, &start)?;
+            let (pid, pidfd) = spawn::start(parent_end.as_fd(), child_end, &start, &fds)?;
             (pid, pidfd, ExitSource::Reap)
         } else {
-            let (pid, pidfd, status) = forkserver::start(parent_end.as_fd(), child_end, &start)?;
+            let (pid, pidfd, status) = forkserver::start(parent_end.as_fd(), child_end, &start, &fds)?;
             (pid, pidfd, ExitSource::Server(status))
         }
     };

@@ -11,12 +11,17 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::process::supervisor::on_lasting_thread;
 use crate::sys::fd::{self, poll};
-use crate::sys::frame::{FrameReader, Progress, write_frame};
+use crate::sys::frame::{FrameReader, Progress, write_frame_with_fds};
 use crate::sys::pid;
 
 /// Re-executes this binary as a `Spawn` child, waits for its greeting and sends it
 /// its work. Returns its pid and pidfd.
-pub(super) fn start(channel: BorrowedFd<'_>, child_end: OwnedFd, start: &Start) -> Result<(i32, OwnedFd)> {
+pub(super) fn start(
+    channel: BorrowedFd<'_>,
+    child_end: OwnedFd,
+    start: &Start,
+    fds: &[OwnedFd],
+) -> Result<(i32, OwnedFd)> {
     let reexec = boot::reexec().ok_or_else(no_hook_here)?;
     let (pid, pidfd) = exec_self(reexec, ENV_CHILD, child_end)?;
     if let Err(e) = await_hello(channel, pidfd.as_fd()) {
@@ -24,7 +29,7 @@ pub(super) fn start(channel: BorrowedFd<'_>, child_end: OwnedFd, start: &Start) 
         return Err(e);
     }
     let bytes = codec::encode(start)?;
-    if let Err(e) = write_frame(channel, &bytes, None) {
+    if let Err(e) = write_frame_with_fds(channel, &bytes, fds) {
         super::abandon(pid, &pidfd);
         return Err(e.into());
     }

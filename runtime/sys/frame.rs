@@ -6,7 +6,7 @@
 //! costs an error, not memory.
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use super::fd::wait_writable;
@@ -34,6 +34,63 @@ pub(crate) fn write_frame(fd: BorrowedFd<'_>, payload: &[u8], deadline: Option<I
     } else {
         write_all(fd, &payload[sent - HEADER..], deadline)
     }
+}
+
+/// [`write_frame`] on a blocking socket, with `fds` attached to the frame's first
+/// byte (they arrive with it: see [`read_frame_with_fds`]).
+pub(crate) fn write_frame_with_fds(fd: BorrowedFd<'_>, payload: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
+    if fds.is_empty() {
+        return write_frame(fd, payload, None);
+    }
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let header = (payload.len() as u64).to_le_bytes();
+    let sent = sock::send_parts_with_fds(fd, &[&header, payload], &raw)?;
+    if sent < HEADER {
+        write_all(fd, &header[sent..], None)?;
+        write_all(fd, payload, None)
+    } else {
+        write_all(fd, &payload[sent - HEADER..], None)
+    }
+}
+
+/// Reads one whole frame from a blocking socket, and the descriptors that came
+/// with it; `None` at a clean end of stream. Never reads past the frame.
+pub(crate) fn read_frame_with_fds(fd: BorrowedFd<'_>, max: u64) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut fds = Vec::new();
+    let mut header = [0u8; HEADER];
+    let mut have = 0;
+    while have < HEADER {
+        let (n, mut more) = sock::recv_with_fds(fd, &mut header[have..])?;
+        fds.append(&mut more);
+        if n == 0 {
+            if have == 0 && fds.is_empty() {
+                return Ok(None);
+            }
+            return Err(truncated());
+        }
+        have += n;
+    }
+    let len = u64::from_le_bytes(header);
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the maximum of {max} bytes"),
+        ));
+    }
+    let len = len as usize;
+    let mut body = Vec::new();
+    while body.len() < len {
+        // Grow by what we are about to read, never by the claimed length.
+        let old = body.len();
+        body.resize(old + (len - old).min(1 << 20), 0);
+        let (n, mut more) = sock::recv_with_fds(fd, &mut body[old..])?;
+        fds.append(&mut more);
+        body.truncate(old + n);
+        if n == 0 {
+            return Err(truncated());
+        }
+    }
+    Ok(Some((body, fds)))
 }
 
 fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8], deadline: Option<Instant>) -> io::Result<()> {
@@ -218,6 +275,7 @@ fn truncated() -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, "the stream ended in the middle of a frame")
 }
 
+#[cfg(test)]
 /// Reads one whole frame from a blocking descriptor; `None` at a clean end of stream.
 pub(crate) fn read_frame(fd: BorrowedFd<'_>, max: u64) -> io::Result<Option<Vec<u8>>> {
     let mut r = FrameReader::new(max);

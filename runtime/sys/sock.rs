@@ -44,6 +44,22 @@ pub(crate) fn send_with_fds(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -
     }
 }
 
+/// Sends the concatenation of `parts` with `fds` attached to its first byte, with
+/// one `sendmsg(2)`. Returns bytes written, which may be fewer than all (the
+/// descriptors went with them).
+pub(crate) fn send_parts_with_fds(sock: BorrowedFd<'_>, parts: &[&[u8]], fds: &[RawFd]) -> io::Result<usize> {
+    let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) => return Ok(n),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Receives one message into `buf` and the descriptors attached to it (made
 /// close-on-exec). Returns `(0, [])` at end of stream.
 pub(crate) fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {

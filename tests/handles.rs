@@ -1,0 +1,99 @@
+//! Handles as task arguments: a pipe end handed to a child under every start
+//! method, and the clear error for a handle inside a message.
+
+use std::time::Duration;
+
+use mproc::{Connection, Error, Pipe, Process, StartMethod};
+
+/// Answers each number it receives with its square, until the other end closes.
+#[mproc::task]
+fn squares_back(conn: Connection<u64>) -> u64 {
+    let mut answered = 0;
+    while let Ok(n) = conn.recv() {
+        conn.send(&(n * n)).unwrap();
+        answered += 1;
+    }
+    answered
+}
+
+/// Writes `count` messages into the sending end of a simplex pipe.
+#[mproc::task]
+fn writes(tx: Connection<String>, count: u32) {
+    for i in 0..count {
+        tx.send(&format!("message {i}")).unwrap();
+    }
+}
+
+/// Receives on both of two connections it was given.
+#[mproc::task]
+fn reads_both(a: Connection<u32>, b: Connection<u32>) -> u32 {
+    a.recv().unwrap() + b.recv().unwrap()
+}
+
+macro_rules! for_each_start_method {
+    ($($name:ident => $method:expr),*) => {$(
+        mod $name {
+            use super::*;
+            const METHOD: StartMethod = $method;
+
+            #[mproc::test]
+            fn a_duplex_pipe_end_passed_to_a_child_talks_both_ways() {
+                let (here, there) = Pipe::<u64>::duplex().unwrap();
+                let child = Process::builder().start_method(METHOD).spawn(squares_back, (there,)).unwrap();
+                for n in 1..=5u64 {
+                    here.send(&n).unwrap();
+                    assert_eq!(here.recv().unwrap(), n * n);
+                }
+                drop(here);
+                assert_eq!(child.join().unwrap(), 5);
+            }
+
+            #[mproc::test]
+            fn the_reader_sees_eof_once_the_child_holding_the_writer_exits() {
+                let (rx, tx) = Pipe::<String>::simplex().unwrap();
+                let child = Process::builder().start_method(METHOD).spawn(writes, (tx, 3)).unwrap();
+                // Our copy of the sending end went into the arguments and is gone:
+                // only the child holds one now.
+                let got: Vec<String> = std::iter::from_fn(|| rx.recv().ok()).collect();
+                assert_eq!(got, ["message 0", "message 1", "message 2"]);
+                assert!(matches!(rx.recv(), Err(Error::Eof)));
+                child.join().unwrap();
+            }
+
+            #[mproc::test]
+            fn several_handles_in_one_call_each_arrive() {
+                let (a_here, a_there) = Pipe::<u32>::duplex().unwrap();
+                let (b_here, b_there) = Pipe::<u32>::duplex().unwrap();
+                a_here.send(&40).unwrap();
+                b_here.send(&2).unwrap();
+                let child = Process::builder().start_method(METHOD).spawn(reads_both, (a_there, b_there)).unwrap();
+                assert_eq!(child.join().unwrap(), 42);
+            }
+        }
+    )*};
+}
+
+for_each_start_method!(fork => StartMethod::Fork, forkserver => StartMethod::ForkServer, spawn => StartMethod::Spawn);
+
+#[mproc::test]
+fn a_connection_inside_a_message_is_an_error_that_says_so() {
+    let (a, _b) = Pipe::<Connection<u8>>::duplex().unwrap();
+    let (inner, _other) = Pipe::<u8>::duplex().unwrap();
+    let err = a.send(&inner).unwrap_err();
+    assert!(matches!(err, Error::Codec(_)), "{err}");
+    assert!(err.to_string().contains("only as a task argument"), "{err}");
+}
+
+#[mproc::test]
+fn a_connection_holding_a_read_message_is_not_passed() {
+    let (a, b) = Pipe::<u8>::duplex().unwrap();
+    a.send(&1).unwrap();
+    assert!(b.poll(Some(Duration::from_secs(5))).unwrap());
+    let err = Process::builder().start_method(StartMethod::Fork).spawn(squares_back_u8, (b,)).unwrap_err();
+    assert!(err.to_string().contains("receive it first"), "{err}");
+}
+
+#[mproc::task]
+fn squares_back_u8(conn: Connection<u8>) -> u8 {
+    conn.recv().unwrap_or(0)
+}
