@@ -97,3 +97,21 @@ fn a_connection_holding_a_read_message_is_not_passed() {
 fn squares_back_u8(conn: Connection<u8>) -> u8 {
     conn.recv().unwrap_or(0)
 }
+
+#[mproc::task]
+fn naps(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[mproc::test]
+fn wait_returns_the_process_that_ended_among_connections_and_processes() {
+    let (_quiet, listening) = Pipe::<u8>::duplex().unwrap();
+    let slow = mproc::spawn!(naps(60_000)).unwrap();
+    let quick = mproc::spawn!(naps(10)).unwrap();
+    let objects: [&dyn mproc::connection::Waitable; 3] = [&listening, &slow, &quick];
+    let ready = mproc::connection::wait(&objects, Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(ready, vec![2]);
+    assert_eq!(quick.join().unwrap(), 10);
+    slow.kill().unwrap();
+}

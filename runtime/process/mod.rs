@@ -174,6 +174,26 @@ impl<T> fmt::Debug for Process<T> {
     }
 }
 
+/// A process is ready for [`connection::wait`](crate::connection::wait) once it
+/// has ended (Python's `Process.sentinel`): wait on connections and processes
+/// together, then [`join`](Process::join) the ones that ended.
+///
+/// ```
+/// #[mproc::task]
+/// fn quick() -> u8 { 1 }
+///
+/// let p = mproc::spawn!(quick())?;
+/// let ready = mproc::connection::wait(&[&p], Some(std::time::Duration::from_secs(30)))?;
+/// assert_eq!(ready, vec![0]);
+/// assert_eq!(p.join()?, 1);
+/// # Ok::<(), mproc::Error>(())
+/// ```
+impl<T> crate::connection::Waitable for Process<T> {
+    fn wait_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.child.sentinel()
+    }
+}
+
 /// Options for a new process. Made by [`Process::builder`] or [`Context::process`](crate::Context::process).
 #[derive(Clone, Debug, Default)]
 #[must_use]
