@@ -30,6 +30,12 @@ fn reads_both(a: Connection<u32>, b: Connection<u32>) -> u32 {
     a.recv().unwrap() + b.recv().unwrap()
 }
 
+/// Reads the number waiting on its own end, plus its index.
+#[mproc::task]
+fn reads_own(conn: Connection<u32>, index: usize) -> u32 {
+    conn.recv().unwrap() + index as u32
+}
+
 macro_rules! for_each_start_method {
     ($($name:ident => $method:expr),*) => {$(
         mod $name {
@@ -58,6 +64,28 @@ macro_rules! for_each_start_method {
                 assert_eq!(got, ["message 0", "message 1", "message 2"]);
                 assert!(matches!(rx.recv(), Err(Error::Eof)));
                 child.join().unwrap();
+            }
+
+            #[mproc::test]
+            fn a_pipe_end_passed_to_a_pool_task_reaches_the_worker() {
+                let pool = mproc::Pool::builder().processes(2).start_method(METHOD).build().unwrap();
+                let (here, there) = Pipe::<u64>::duplex().unwrap();
+                let answered = pool.apply_async(squares_back, (there,));
+                here.send(&7).unwrap();
+                assert_eq!(here.recv().unwrap(), 49);
+                drop(here);
+                assert_eq!(answered.get().unwrap(), 1);
+                // Each item of a map brings its own handle.
+                let pipes: Vec<_> = (0..6u32).map(|_| Pipe::<u32>::duplex().unwrap()).collect();
+                let mut ours = Vec::new();
+                let mut theirs = Vec::new();
+                for (i, (a, b)) in pipes.into_iter().enumerate() {
+                    a.send(&(10 * i as u32)).unwrap();
+                    ours.push(a);
+                    theirs.push((b, i));
+                }
+                let sums = pool.map_chunked(reads_own, theirs, 2).unwrap();
+                assert_eq!(sums, (0..6u32).map(|i| 11 * i).collect::<Vec<_>>());
             }
 
             #[mproc::test]

@@ -20,7 +20,7 @@
 //! not started: if the worker dies it goes back to the front of the queue.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,8 @@ pub(crate) struct PoolConfig {
 pub(crate) struct Job {
     pub task: &'static str,
     pub chunk: Vec<u8>,
+    /// Descriptors of the handles among the chunk's arguments (see `crate::handle`).
+    pub fds: Vec<OwnedFd>,
     pub items: usize,
     pub slot: Arc<Slot>,
     /// The `map` call it belongs to (0: none), and its place there: when a chunk
@@ -101,11 +103,17 @@ pub(crate) struct Engine {
     epoll: Arc<Epoll>,
 }
 
+/// A job's encoded chunk and the descriptors that travel with it.
+struct Payload {
+    bytes: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
 /// A job waiting for a worker.
 struct Queued {
     id: u64,
     task: &'static str,
-    chunk: Arc<Vec<u8>>,
+    chunk: Arc<Payload>,
     items: usize,
     slot: Arc<Slot>,
     group: u64,
@@ -121,7 +129,7 @@ struct Running {
     group: u64,
     index: usize,
     /// Kept while the job waits in the worker's channel, to requeue it if the worker dies.
-    chunk: Option<Arc<Vec<u8>>>,
+    chunk: Option<Arc<Payload>>,
     /// Set once it is running (first in its worker's line).
     deadline: Option<Instant>,
     sent: Instant,
@@ -129,11 +137,26 @@ struct Running {
     cancelled: bool,
 }
 
-/// A frame not yet (wholly) written to a worker: `head`, then `body`.
+/// A frame not yet (wholly) written to a worker: `head`, then `body` (whose
+/// descriptors go with the frame's first byte).
 struct Outgoing {
     head: Vec<u8>,
-    body: Option<Arc<Vec<u8>>>,
+    body: Option<Arc<Payload>>,
     written: usize,
+}
+
+impl Outgoing {
+    fn body(&self) -> &[u8] {
+        self.body.as_deref().map_or(&[], |p| p.bytes.as_slice())
+    }
+
+    /// Descriptors still to send: the frame's, until its first byte is out.
+    fn fds(&self) -> &[OwnedFd] {
+        match &self.body {
+            Some(p) if self.written == 0 => &p.fds,
+            _ => &[],
+        }
+    }
 }
 
 /// Why the engine killed a worker, which decides how its job fails.
@@ -270,7 +293,7 @@ impl Engine {
             core.queue.push_back(Queued {
                 id,
                 task: job.task,
-                chunk: Arc::new(job.chunk),
+                chunk: Arc::new(Payload { bytes: job.chunk, fds: job.fds }),
                 items: job.items,
                 slot: job.slot,
                 group: job.group,
@@ -623,7 +646,7 @@ fn send_job(w: &mut Worker, job: Queued, config: &PoolConfig) {
         w.stats.waiting += now.duration_since(w.idle_since);
     }
     w.outbox.push_back(Outgoing {
-        head: run_head(job.id, job.task, job.chunk.len()),
+        head: run_head(job.id, job.task, job.chunk.bytes.len(), job.chunk.fds.len()),
         body: Some(job.chunk.clone()),
         written: 0,
     });
@@ -648,13 +671,19 @@ fn send_job(w: &mut Worker, job: Queued, config: &PoolConfig) {
 }
 
 /// Writes what the worker's outbox holds, as far as its channel takes it, a
-/// few frames per system call.
+/// few frames per system call. A frame with descriptors starts a call of its
+/// own (they are attached to the call's first byte).
 fn flush(w: &mut Worker) {
     const BATCH: usize = 32;
     while !w.outbox.is_empty() {
         let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * BATCH);
-        for out in w.outbox.iter().take(BATCH) {
-            let body: &[u8] = out.body.as_deref().map_or(&[], |b| b.as_slice());
+        let mut fds: Vec<RawFd> = Vec::new();
+        for (k, out) in w.outbox.iter().take(BATCH).enumerate() {
+            if k > 0 && !out.fds().is_empty() {
+                break;
+            }
+            fds.extend(out.fds().iter().map(|f| f.as_raw_fd()));
+            let body = out.body();
             if out.written < out.head.len() {
                 parts.push(&out.head[out.written..]);
                 parts.push(body);
@@ -662,7 +691,7 @@ fn flush(w: &mut Worker) {
                 parts.push(&body[out.written - out.head.len()..]);
             }
         }
-        let mut n = match sock::send_parts(w.child.channel(), &parts) {
+        let mut n = match sock::send_parts_with_fds(w.child.channel(), &parts, &fds) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(_) => {
@@ -673,7 +702,7 @@ fn flush(w: &mut Worker) {
             }
         };
         while let Some(out) = w.outbox.front_mut() {
-            let total = out.head.len() + out.body.as_ref().map_or(0, |b| b.len());
+            let total = out.head.len() + out.body().len();
             let left = total - out.written;
             if n < left {
                 out.written += n;

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
@@ -15,16 +16,17 @@ use super::Pool;
 use super::chunk::Adaptive;
 use super::engine::Job;
 use super::slot::{Slot, decode_chunk};
-use crate::codec;
 use crate::error::{Error, Result};
+use crate::handle;
 use crate::task::TaskValue;
 
 /// Chunks in flight per worker: enough to keep a worker with short jobs busy
 /// (the engine lets it hold several at once).
 const WINDOW_PER_WORKER: usize = 16;
 
-/// Pulls up to `n` argument tuples from the input and encodes them as one chunk.
-type Source<'p> = Box<dyn FnMut(usize) -> Option<Result<(Vec<u8>, usize)>> + 'p>;
+/// Pulls up to `n` argument tuples from the input and encodes them as one
+/// chunk: its bytes, the descriptors of the handles among them, how many items.
+type Source<'p> = Box<dyn FnMut(usize) -> Option<Result<(Vec<u8>, Vec<OwnedFd>, usize)>> + 'p>;
 
 /// A chunk submitted and not yet consumed.
 struct InFlight {
@@ -59,7 +61,7 @@ impl<'p> Feed<'p> {
             if part.is_empty() {
                 return None;
             }
-            Some(codec::encode(&part).map(|bytes| (bytes, part.len())))
+            Some(handle::encode_with_handles(&part).map(|(bytes, fds)| (bytes, fds, part.len())))
         });
         let (task, error) = match task {
             Ok(t) => (t, None),
@@ -94,9 +96,9 @@ impl<'p> Feed<'p> {
                     self.exhausted = true;
                     self.error = Some(e);
                 }
-                Some(Ok((chunk, items))) => {
+                Some(Ok((chunk, fds, items))) => {
                     let slot = Slot::new();
-                    jobs.push(Job { task: self.task, chunk, items, slot: slot.clone(), group: 0, index: 0 });
+                    jobs.push(Job { task: self.task, chunk, fds, items, slot: slot.clone(), group: 0, index: 0 });
                     flights.push(InFlight { slot, items, sent: Instant::now(), id: 0 });
                 }
             }

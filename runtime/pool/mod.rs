@@ -25,10 +25,10 @@ pub use result::AsyncResult;
 use result::{decode_all, decode_one};
 use slot::{Countdown, Slot};
 
-use crate::codec;
 use crate::error::{Error, Result};
 use crate::start::{StartMethod, start_method};
 use crate::task::{self, MapFn, TaskFn, TaskValue};
+use crate::{codec, handle};
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
 ///
@@ -98,9 +98,9 @@ impl Pool {
         A: TaskValue,
     {
         let submitted = task::of(&f).and_then(|entry| {
-            let chunk = codec::encode(std::slice::from_ref(&args))?;
+            let (chunk, fds) = handle::encode_with_handles(std::slice::from_ref(&args))?;
             let slot = Slot::new();
-            let job = Job { task: entry.name(), chunk, items: 1, slot: slot.clone(), group: 0, index: 0 };
+            let job = Job { task: entry.name(), chunk, fds, items: 1, slot: slot.clone(), group: 0, index: 0 };
             let ids = self.engine.submit([job])?;
             let result = AsyncResult::new(vec![slot], entry.name(), decode_one::<F::Output>);
             Ok((result.with_engine(self.engine.clone()), ids[0]))
@@ -181,13 +181,13 @@ impl Pool {
         let mut slots = Vec::new();
         let mut jobs = Vec::new();
         for (index, part) in args.chunks(size).enumerate() {
-            let chunk = match codec::encode(part) {
+            let (chunk, fds) = match handle::encode_with_handles(part) {
                 Ok(c) => c,
                 Err(e) => return AsyncResult::failed(e, decode_all::<R>),
             };
             let slot = Slot::counted(&countdown);
             slots.push(slot.clone());
-            jobs.push(Job { task, chunk, items: part.len(), slot, group, index });
+            jobs.push(Job { task, chunk, fds, items: part.len(), slot, group, index });
         }
         match self.engine.submit(jobs) {
             Ok(_) => AsyncResult::new(slots, task, decode_all::<R>).with_countdown(countdown),

@@ -16,7 +16,7 @@
 //!
 //! | tag | direction | rest |
 //! |---|---|---|
-//! | `RUN` | to worker | job id (u64), task name length (u32), task name, encoded chunk |
+//! | `RUN` | to worker | job id (u64), descriptors sent with it (u32), task name length (u32), task name, encoded chunk |
 //! | `STOP` | to worker | — |
 //! | `READY` | from worker | — |
 //! | `INIT_FAILED` | from worker | encoded `Failure` |
@@ -28,6 +28,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
+use crate::handle;
 use crate::sys::frame::{DEFAULT_MAX_FRAME, FrameReader, Progress};
 use crate::sys::{pid, sock};
 use crate::task::{self, Failure, Report, TaskEntry};
@@ -46,14 +47,16 @@ pub(crate) struct WorkerConfig {
 }
 
 /// The start of a frame asking a worker to run `task` on a chunk of
-/// `chunk_len` bytes; the chunk itself follows it on the wire.
-pub(crate) fn run_head(job: u64, task: &str, chunk_len: usize) -> Vec<u8> {
+/// `chunk_len` bytes, with `fds` descriptors attached (the handles among its
+/// arguments); the chunk itself follows it on the wire.
+pub(crate) fn run_head(job: u64, task: &str, chunk_len: usize, fds: usize) -> Vec<u8> {
     let name = task.as_bytes();
-    let body = 1 + 8 + 4 + name.len() + chunk_len;
-    let mut head = Vec::with_capacity(8 + 13 + name.len());
+    let body = 1 + 8 + 4 + 4 + name.len() + chunk_len;
+    let mut head = Vec::with_capacity(8 + 17 + name.len());
     head.extend_from_slice(&(body as u64).to_le_bytes());
     head.push(RUN);
     head.extend_from_slice(&job.to_le_bytes());
+    head.extend_from_slice(&(fds as u32).to_le_bytes());
     head.extend_from_slice(&(name.len() as u32).to_le_bytes());
     head.extend_from_slice(name);
     head
@@ -68,7 +71,7 @@ pub(crate) fn stop_frame() -> Vec<u8> {
 
 /// What a worker is asked to do.
 enum ToWorker<'a> {
-    Run { job: u64, task: &'a str, chunk: &'a [u8] },
+    Run { job: u64, fds: usize, task: &'a str, chunk: &'a [u8] },
     Stop,
 }
 
@@ -118,9 +121,10 @@ fn parse_to_worker(frame: &[u8]) -> Option<ToWorker<'_>> {
     match c.u8()? {
         RUN => {
             let job = c.u64()?;
+            let fds = c.u32()? as usize;
             let len = c.u32()? as usize;
             let task = std::str::from_utf8(c.take(len)?).ok()?;
-            Some(ToWorker::Run { job, task, chunk: c.rest })
+            Some(ToWorker::Run { job, fds, task, chunk: c.rest })
         }
         STOP => Some(ToWorker::Stop),
         _ => None,
@@ -169,7 +173,8 @@ pub(crate) fn serve(channel: OwnedFd, config: WorkerConfig) -> i32 {
     if send(channel, &[&1u64.to_le_bytes(), &[READY]]).is_err() {
         return 1;
     }
-    let mut reader = FrameReader::buffered(DEFAULT_MAX_FRAME);
+    // Jobs may carry descriptors (handles among their arguments).
+    let mut reader = FrameReader::buffered(DEFAULT_MAX_FRAME).receiving_fds();
     // Consecutive chunks are usually for the same task: look it up once.
     let mut last: Option<&'static TaskEntry> = None;
     loop {
@@ -179,8 +184,8 @@ pub(crate) fn serve(channel: OwnedFd, config: WorkerConfig) -> i32 {
             Ok(Progress::Eof) | Err(_) => return 0,
             Ok(Progress::Pending) => return 1,
         };
-        let (job, task, chunk) = match parse_to_worker(&frame) {
-            Some(ToWorker::Run { job, task, chunk }) => (job, task, chunk),
+        let (job, fds, task, chunk) = match parse_to_worker(&frame) {
+            Some(ToWorker::Run { job, fds, task, chunk }) => (job, fds, task, chunk),
             Some(ToWorker::Stop) => return 0,
             None => return 1,
         };
@@ -192,7 +197,9 @@ pub(crate) fn serve(channel: OwnedFd, config: WorkerConfig) -> i32 {
         let (report, codec_ns, any_failed) = match entry {
             Some(entry) => {
                 last = Some(entry);
-                let invoked = entry.invoke_chunk(chunk);
+                // They came with this frame or before it, in order.
+                let Some(fds) = reader.take_fds(fds) else { return 1 };
+                let invoked = handle::with_received(fds, || entry.invoke_chunk(chunk));
                 (invoked.report, invoked.codec_ns, invoked.any_failed)
             }
             None => (Report::Failed(Failure::UnknownTask(task.to_string())), 0, true),
@@ -262,12 +269,12 @@ mod test {
     #[test]
     fn run_frames_parse_back_to_their_fields() {
         let chunk = b"some encoded arguments";
-        let mut frame = run_head(42, "demo::square", chunk.len());
+        let mut frame = run_head(42, "demo::square", chunk.len(), 0);
         frame.extend_from_slice(chunk);
         let len = u64::from_le_bytes(frame[..8].try_into().unwrap()) as usize;
         assert_eq!(len, frame.len() - 8);
         match parse_to_worker(&frame[8..]) {
-            Some(ToWorker::Run { job, task, chunk: c }) => {
+            Some(ToWorker::Run { job, task, chunk: c, .. }) => {
                 assert_eq!((job, task, c), (42, "demo::square", &chunk[..]));
             }
             _ => panic!("not a run frame"),
@@ -277,7 +284,7 @@ mod test {
 
     #[test]
     fn truncated_or_unknown_frames_are_rejected() {
-        let frame = run_head(7, "demo::square", 0);
+        let frame = run_head(7, "demo::square", 0, 0);
         for cut in 8..frame.len() {
             assert!(parse_to_worker(&frame[8..cut]).is_none(), "cut at {cut}");
         }

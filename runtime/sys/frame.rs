@@ -5,6 +5,7 @@
 //! buffer grows only as bytes actually arrive, so a corrupt or hostile prefix
 //! costs an error, not memory.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Instant;
@@ -140,18 +141,36 @@ pub(crate) struct FrameReader {
     read_ahead: bool,
     /// A frame larger than [`SMALL`] being read in place: its body so far, and its length.
     large: Option<(Vec<u8>, usize)>,
+    /// Descriptors received on the stream and not taken yet (`None`: not receiving any).
+    fds: Option<VecDeque<OwnedFd>>,
 }
 
 impl FrameReader {
     /// A reader that takes exactly one frame at a time from the stream.
     pub(crate) fn new(max: u64) -> FrameReader {
-        FrameReader { max, buf: Vec::new(), start: 0, end: 0, read_ahead: false, large: None }
+        FrameReader { max, buf: Vec::new(), start: 0, end: 0, read_ahead: false, large: None, fds: None }
+    }
+
+    /// Makes the reader collect descriptors sent on the stream (`SCM_RIGHTS`),
+    /// to be claimed with [`take_fds`](Self::take_fds) in the order they came.
+    pub(crate) fn receiving_fds(mut self) -> FrameReader {
+        self.fds = Some(VecDeque::new());
+        self
+    }
+
+    /// The next `n` descriptors received, oldest first; `None` if fewer came.
+    pub(crate) fn take_fds(&mut self, n: usize) -> Option<Vec<OwnedFd>> {
+        let fds = self.fds.as_mut()?;
+        if fds.len() < n {
+            return None;
+        }
+        Some(fds.drain(..n).collect())
     }
 
     /// A reader that reads ahead (up to 64 KiB at a time); it must be the only
     /// reader of its stream for as long as the stream is used.
     pub(crate) fn buffered(max: u64) -> FrameReader {
-        FrameReader { max, buf: vec![0; HEADER + SMALL], start: 0, end: 0, read_ahead: true, large: None }
+        FrameReader { max, buf: vec![0; HEADER + SMALL], start: 0, end: 0, read_ahead: true, large: None, fds: None }
     }
 
     /// True when no part of a frame has been read (a stream may end cleanly here).
@@ -191,7 +210,7 @@ impl FrameReader {
                 let want = (len - body.len()).min(1 << 20);
                 let old = body.len();
                 body.resize(old + want, 0);
-                let r = sock::read(fd, &mut body[old..]);
+                let r = read_into(fd, &mut body[old..], &mut self.fds);
                 let n = match r {
                     Ok(n) => n,
                     Err(e) => {
@@ -255,7 +274,7 @@ impl FrameReader {
             if self.end + ask > self.buf.len() {
                 self.buf.resize(self.end + ask, 0);
             }
-            let n = match sock::read(fd, &mut self.buf[self.end..self.end + ask]) {
+            let n = match read_into(fd, &mut self.buf[self.end..self.end + ask], &mut self.fds) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Pending),
                 Err(e) => return Err(e),
@@ -267,6 +286,18 @@ impl FrameReader {
                 return Err(truncated());
             }
             self.end += n;
+        }
+    }
+}
+
+/// One read into `buf`, collecting descriptors into `fds` when it is `Some`.
+fn read_into(fd: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Option<VecDeque<OwnedFd>>) -> io::Result<usize> {
+    match fds {
+        None => sock::read(fd, buf),
+        Some(queue) => {
+            let (n, got) = sock::recv_with_fds(fd, buf)?;
+            queue.extend(got);
+            Ok(n)
         }
     }
 }
