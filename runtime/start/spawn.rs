@@ -71,7 +71,9 @@ pub(super) fn exec_self(reexec: Reexec, var: &'static str, fd: OwnedFd) -> Resul
         unsafe {
             cmd.pre_exec(move || {
                 if !pid::die_with_parent(parent_pid) {
-                    return Err(std::io::Error::other("the parent exited during start-up"));
+                    // The parent exited during start-up: nobody is left to read an
+                    // error report (writing one would fail and abort loudly).
+                    pid::exit_now(1);
                 }
                 fd::set_cloexec(raw, false)?;
                 if let Some(out) = out_raw {
