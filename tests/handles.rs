@@ -36,6 +36,25 @@ fn reads_own(conn: Connection<u32>, index: usize) -> u32 {
     conn.recv().unwrap() + index as u32
 }
 
+/// Sends back every byte message it receives, until the other end closes.
+#[mproc::task]
+fn echoes_bytes(conn: Connection<()>) {
+    while let Ok(bytes) = conn.recv_bytes() {
+        conn.send_bytes(&bytes).unwrap();
+    }
+}
+
+/// Writes the start of a frame that promises a megabyte, then dies.
+#[mproc::task]
+fn dies_mid_message(conn: Connection<()>) {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let mut raw = std::fs::File::from(conn.as_fd().try_clone_to_owned().unwrap());
+    raw.write_all(&(1u64 << 20).to_le_bytes()).unwrap();
+    raw.write_all(b"only ten b").unwrap();
+    std::process::abort();
+}
+
 macro_rules! for_each_start_method {
     ($($name:ident => $method:expr),*) => {$(
         mod $name {
@@ -86,6 +105,27 @@ macro_rules! for_each_start_method {
                 }
                 let sums = pool.map_chunked(reads_own, theirs, 2).unwrap();
                 assert_eq!(sums, (0..6u32).map(|i| 11 * i).collect::<Vec<_>>());
+            }
+
+            #[mproc::test]
+            fn a_16_mib_message_crosses_to_a_child_and_back_intact() {
+                let (here, there) = Pipe::<()>::duplex().unwrap();
+                let child = Process::builder().start_method(METHOD).spawn(echoes_bytes, (there,)).unwrap();
+                let big: Vec<u8> = (0..16usize << 20).map(|i| (i * 7 + i / 4096) as u8).collect();
+                here.send_bytes(&big).unwrap();
+                assert!(here.recv_bytes().unwrap() == big);
+                drop(here);
+                child.join().unwrap();
+            }
+
+            #[mproc::test]
+            fn a_child_killed_in_the_middle_of_a_message_is_an_error_then_eof() {
+                let (here, there) = Pipe::<()>::duplex().unwrap();
+                let child = Process::builder().start_method(METHOD).spawn(dies_mid_message, (there,)).unwrap();
+                let err = here.recv_bytes().unwrap_err();
+                assert!(!matches!(err, Error::Eof), "{err}");
+                assert!(matches!(here.recv_bytes(), Err(Error::Eof)));
+                assert!(matches!(child.join(), Err(Error::Killed { signal: 6, .. })));
             }
 
             #[mproc::test]
