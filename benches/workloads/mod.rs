@@ -6,6 +6,7 @@
 use crate::common::Bench;
 use crate::common::report::Section;
 
+pub mod ipc;
 pub mod pool;
 pub mod startup;
 
@@ -13,4 +14,4 @@ pub mod startup;
 pub type Family = (&'static str, fn(&Bench) -> Section);
 
 /// Every family, in report order.
-pub const FAMILIES: &[Family] = &[("startup", startup::run), ("pool", pool::run)];
+pub const FAMILIES: &[Family] = &[("startup", startup::run), ("pool", pool::run), ("ipc", ipc::run)];

@@ -1,0 +1,184 @@
+"""CPython side of the IPC workloads: multiprocessing.Pipe between the parent and
+one child process (fork), the child started before the timing.
+
+    python3 benches/cpython_ipc.py --workload small --items 50000 --warmup 2 --iterations 10
+
+Workloads (--workload):
+  small     the child sends `items` small ints (conn.send(i)), the parent receives
+            them all (conn.recv()); one sample per batch
+  pingpong  the parent sends a small int, the child sends it back; one sample per
+            round trip
+  bytes     the child sends `count` payloads of `size` bytes (conn.send_bytes), the
+            parent receives them (conn.recv_bytes); one sample per batch
+  scaling   `bytes` at every size of --sizes with the matching count of --counts
+            (comma-separated), the same child throughout
+
+Each batch starts with the parent's command to the child (one small message) and
+ends when the parent has received the batch's last message. Prints one JSON
+object: {"python": ..., "workload": ..., "samples": [seconds per run, ...]}; the
+scaling workload prints "points": [{"size", "count", "samples"}, ...] instead.
+Standard library only.
+"""
+
+import argparse
+import json
+import multiprocessing
+import platform
+import time
+
+
+def small_sender(conn, other):
+    """Sends 0..n-1 for each n received, until the parent closes its end."""
+    other.close()
+    try:
+        while True:
+            n = conn.recv()
+            for i in range(n):
+                conn.send(i)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def echo(conn, other):
+    """Sends back every message, until the parent closes its end."""
+    other.close()
+    try:
+        while True:
+            conn.send(conn.recv())
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def bytes_sender(conn, other):
+    """For each (size, count) received, sends `count` payloads of `size` bytes."""
+    other.close()
+    payload = b""
+    try:
+        while True:
+            size, count = conn.recv()
+            if len(payload) != size:
+                payload = b"\xab" * size
+            for _ in range(count):
+                conn.send_bytes(payload)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def with_child(target, body):
+    """Runs `body(conn)` with a forked child running `target` on the other end of a
+    duplex Pipe; the child is always ended and joined afterwards."""
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe(duplex=True)
+    child = ctx.Process(target=target, args=(there, here), daemon=True)
+    child.start()
+    there.close()
+    try:
+        out = body(here)
+    except BaseException:
+        child.kill()
+        raise
+    finally:
+        here.close()
+        child.join(10)
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"child exited with {child.exitcode}")
+    return out
+
+
+def timed(run, warmup, iterations):
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(iterations):
+        t = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+def small(args):
+    n = args.items
+    expected = n * (n - 1) // 2
+
+    def body(conn):
+        def run():
+            conn.send(n)
+            total = 0
+            for _ in range(n):
+                total += conn.recv()
+            if total != expected:
+                raise RuntimeError("wrong messages")
+
+        return {"samples": timed(run, args.warmup, args.iterations)}
+
+    return with_child(small_sender, body)
+
+
+def pingpong(args):
+    def body(conn):
+        def run():
+            conn.send(7)
+            if conn.recv() != 7:
+                raise RuntimeError("wrong answer")
+
+        return {"samples": timed(run, args.warmup, args.iterations)}
+
+    return with_child(echo, body)
+
+
+def receive_batch(conn, size, count):
+    conn.send((size, count))
+    for _ in range(count):
+        if len(conn.recv_bytes()) != size:
+            raise RuntimeError("wrong message length")
+
+
+def bytes_workload(args):
+    def body(conn):
+        run = lambda: receive_batch(conn, args.size, args.count)
+        return {"samples": timed(run, args.warmup, args.iterations)}
+
+    return with_child(bytes_sender, body)
+
+
+def scaling(args):
+    sizes = [int(s) for s in args.sizes.split(",")]
+    counts = [int(c) for c in args.counts.split(",")]
+    if len(sizes) != len(counts):
+        raise SystemExit("--sizes and --counts differ in length")
+
+    def body(conn):
+        points = []
+        for size, count in zip(sizes, counts):
+            run = lambda: receive_batch(conn, size, count)
+            points.append({"size": size, "count": count, "samples": timed(run, args.warmup, args.iterations)})
+        return {"points": points}
+
+    return with_child(bytes_sender, body)
+
+
+WORKLOADS = {"small": small, "pingpong": pingpong, "bytes": bytes_workload, "scaling": scaling}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workload", choices=sorted(WORKLOADS), required=True)
+    ap.add_argument("--items", type=int, default=50_000)
+    ap.add_argument("--size", type=int, default=1 << 20)
+    ap.add_argument("--count", type=int, default=32)
+    ap.add_argument("--sizes", default="")
+    ap.add_argument("--counts", default="")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--iterations", type=int, default=20)
+    args = ap.parse_args()
+
+    out = {"python": platform.python_version(), "workload": args.workload, "method": "fork"}
+    out.update(WORKLOADS[args.workload](args))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
