@@ -70,7 +70,9 @@ struct Inbox {
 
 impl Inbox {
     fn new(max: u64) -> Inbox {
-        Inbox { frames: FrameReader::new(max), frames_max: max, max, ready: None, end: None, sleepers: 0 }
+        // Reading ahead: many small messages cost one read. Bytes read ahead go
+        // with the connection when it is passed to another process (`transferable`).
+        Inbox { frames: FrameReader::buffered(max), frames_max: max, max, ready: None, end: None, sleepers: 0 }
     }
 
     /// True when a receive would answer at once: a message is held, or the stream ended.
@@ -119,7 +121,7 @@ impl Inbox {
     /// Makes a new maximum effective once no message is half-read.
     fn apply_max(&mut self) {
         if self.frames_max != self.max && self.end.is_none() && self.frames.is_between_frames() {
-            self.frames = FrameReader::new(self.max);
+            self.frames.set_max(self.max);
             self.frames_max = self.max;
         }
     }
@@ -177,16 +179,29 @@ impl Channel {
     }
 
     /// What another process needs to take over this end: its socket, direction
-    /// and maximum. Refused while part of the stream has been read here (a
-    /// message held for the next receive, or half a frame): it would be lost.
-    pub(crate) fn transferable(&self) -> std::result::Result<(BorrowedFd<'_>, Direction, u64), String> {
+    /// and maximum, and the part of the stream already read here and not handed
+    /// out (a message held for the next receive, bytes read ahead), which the new
+    /// end reads first. Refused once the stream has ended or broken here.
+    pub(crate) fn transferable(&self) -> std::result::Result<(BorrowedFd<'_>, Direction, u64, Vec<u8>), String> {
         let inbox = self.inbox();
-        if inbox.ready.is_some() || !inbox.frames.is_between_frames() {
-            return Err("a connection that holds a message already read off its socket (by poll, wait or a \
-                        refused recv_bytes_into) cannot be passed to another process: receive it first"
-                .to_string());
+        if inbox.end.is_some() {
+            return Err("a connection whose stream has ended (or broken) cannot be passed to another process".into());
         }
-        Ok((self.fd.as_fd(), self.direction, inbox.max))
+        let mut unread = Vec::new();
+        if let Some(frame) = &inbox.ready {
+            unread.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+            unread.extend_from_slice(frame);
+        }
+        unread.extend_from_slice(&inbox.frames.unread());
+        Ok((self.fd.as_fd(), self.direction, inbox.max, unread))
+    }
+
+    /// [`new`](Self::new), for an end taken over from another process: `unread`
+    /// is what that process had read off the stream and not handed out.
+    pub(crate) fn with_unread(fd: OwnedFd, direction: Direction, max: u64, unread: &[u8]) -> Result<Channel> {
+        let chan = Channel::new(fd, direction, max)?;
+        chan.inbox().frames.preload(unread);
+        Ok(chan)
     }
 
     fn inbox(&self) -> MutexGuard<'_, Inbox> {

@@ -184,15 +184,17 @@ fn decode<T: DeserializeOwned>(bytes: Vec<u8>) -> Result<T> {
 
 /// A connection is a handle: it can be a task argument (`spawn!(worker(conn))`),
 /// under every start method. The child gets its own descriptor for the same
-/// socket; close this end here if the child is now the only one to use it.
+/// socket, and whatever this end had already read off it and not handed out
+/// (a message `poll` held, messages read ahead), which it receives first.
 impl<T> Serialize for Connection<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::{Error as _, SerializeTuple};
-        let (fd, direction, max) = self.chan.transferable().map_err(S::Error::custom)?;
-        let mut t = s.serialize_tuple(3)?;
+        let (fd, direction, max, unread) = self.chan.transferable().map_err(S::Error::custom)?;
+        let mut t = s.serialize_tuple(4)?;
         t.serialize_element(&Descriptor(fd))?;
         t.serialize_element(&direction)?;
         t.serialize_element(&max)?;
+        t.serialize_element(&Unread(&unread))?;
         t.end()
     }
 }
@@ -200,9 +202,27 @@ impl<T> Serialize for Connection<T> {
 impl<'de, T> serde::Deserialize<'de> for Connection<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Connection<T>, D::Error> {
         use serde::de::Error as _;
-        let (Received(fd), direction, max): (Received, Direction, u64) = serde::Deserialize::deserialize(d)?;
-        let chan = Channel::new(fd, direction, max).map_err(D::Error::custom)?;
+        let (Received(fd), direction, max, ReceivedBytes(unread)): (Received, Direction, u64, ReceivedBytes) =
+            serde::Deserialize::deserialize(d)?;
+        let chan = Channel::with_unread(fd, direction, max, &unread).map_err(D::Error::custom)?;
         Ok(Connection::from_channel(chan))
+    }
+}
+
+/// Bytes read off the stream and not handed out yet, on their way to the new end.
+struct Unread<'a>(&'a [u8]);
+
+impl Serialize for Unread<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        crate::codec::bytes::serialize(self.0, s)
+    }
+}
+
+struct ReceivedBytes(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for ReceivedBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<ReceivedBytes, D::Error> {
+        crate::codec::bytes::deserialize(d).map(ReceivedBytes)
     }
 }
 

@@ -151,6 +151,37 @@ impl FrameReader {
         FrameReader { max, buf: Vec::new(), start: 0, end: 0, read_ahead: false, large: None, fds: None }
     }
 
+    /// Changes the largest frame accepted, from the next frame whose length has
+    /// not been read yet.
+    pub(crate) fn set_max(&mut self, max: u64) {
+        self.max = max;
+    }
+
+    /// The bytes taken off the stream and not handed out yet, as they came (a
+    /// partial frame included), so that another reader can go on where this one is.
+    pub(crate) fn unread(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        if let Some((body, len)) = &self.large {
+            bytes.extend_from_slice(&(*len as u64).to_le_bytes());
+            bytes.extend_from_slice(body);
+        }
+        bytes.extend_from_slice(&self.buf[self.start..self.end]);
+        bytes
+    }
+
+    /// Puts bytes taken from another reader ([`unread`](Self::unread)) in front
+    /// of what this one will read. For a reader that has read nothing yet.
+    pub(crate) fn preload(&mut self, bytes: &[u8]) {
+        let avail = self.end - self.start;
+        if self.buf.len() < avail + bytes.len() {
+            self.buf.resize(avail + bytes.len(), 0);
+        }
+        self.buf.copy_within(self.start..self.end, 0);
+        self.buf[avail..avail + bytes.len()].copy_from_slice(bytes);
+        self.start = 0;
+        self.end = avail + bytes.len();
+    }
+
     /// Makes the reader collect descriptors sent on the stream (`SCM_RIGHTS`),
     /// to be claimed with [`take_fds`](Self::take_fds) in the order they came.
     pub(crate) fn receiving_fds(mut self) -> FrameReader {
@@ -206,22 +237,13 @@ impl FrameReader {
                     self.large = None;
                     return Ok(Progress::Frame(frame));
                 }
-                // Grow by what we are about to read, never by the claimed length.
-                let want = (len - body.len()).min(1 << 20);
-                let old = body.len();
-                body.resize(old + want, 0);
-                let r = read_into(fd, &mut body[old..], &mut self.fds);
-                let n = match r {
+                // Grow with what arrives (doubling), never by the claimed length at once.
+                let want = (len - body.len()).min(body.len().max(1 << 20));
+                let n = match read_body(fd, body, want, &mut self.fds) {
                     Ok(n) => n,
-                    Err(e) => {
-                        body.truncate(old);
-                        if e.kind() == io::ErrorKind::WouldBlock {
-                            return Ok(Progress::Pending);
-                        }
-                        return Err(e);
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Pending),
+                    Err(e) => return Err(e),
                 };
-                body.truncate(old + n);
                 if n == 0 {
                     return Err(truncated());
                 }
@@ -287,6 +309,41 @@ impl FrameReader {
             }
             self.end += n;
         }
+    }
+}
+
+/// Reads up to `want` more bytes onto the end of `body`.
+fn read_body(
+    fd: BorrowedFd<'_>,
+    body: &mut Vec<u8>,
+    want: usize,
+    fds: &mut Option<VecDeque<OwnedFd>>,
+) -> io::Result<usize> {
+    let old = body.len();
+    if fds.is_some() {
+        // Descriptors may come with these bytes: read through recvmsg.
+        body.resize(old + want, 0);
+        let r = read_into(fd, &mut body[old..], fds);
+        body.truncate(old + *r.as_ref().unwrap_or(&0));
+        return r;
+    }
+    // Straight into the spare capacity: a large frame is not zero-filled first.
+    body.reserve(want);
+    loop {
+        // SAFETY: `reserve` made room for `want` bytes after `old`; read(2) writes
+        // at most that many there and reports how many it wrote.
+        let r = unsafe { libc::read(fd.as_raw_fd(), body.as_mut_ptr().add(old).cast(), want) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let n = r as usize;
+        // SAFETY: the kernel initialised these `n` bytes, within the capacity reserved above.
+        unsafe { body.set_len(old + n) };
+        return Ok(n);
     }
 }
 
@@ -393,6 +450,28 @@ mod test {
         assert!(r.has_frame());
         assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Frame(b"two".to_vec()));
         assert!(!r.has_frame());
+    }
+
+    #[test]
+    fn unread_bytes_carry_over_to_another_reader() {
+        let (a, b) = pair(Kind::Stream).unwrap();
+        crate::sys::fd::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&b), true).unwrap();
+        for frame in [&b"first"[..], b"second", b"third"] {
+            write_frame(a.as_fd(), frame, None).unwrap();
+        }
+        sock::send(a.as_fd(), &100u64.to_le_bytes()).unwrap();
+        sock::send(a.as_fd(), b"part").unwrap();
+        let mut r = FrameReader::buffered(1024);
+        assert_eq!(r.read_some(b.as_fd()).unwrap(), Progress::Frame(b"first".to_vec()));
+        let mut next = FrameReader::buffered(1024);
+        next.preload(&r.unread());
+        assert_eq!(next.read_some(b.as_fd()).unwrap(), Progress::Frame(b"second".to_vec()));
+        assert_eq!(next.read_some(b.as_fd()).unwrap(), Progress::Frame(b"third".to_vec()));
+        assert_eq!(next.read_some(b.as_fd()).unwrap(), Progress::Pending);
+        sock::send(a.as_fd(), &[7u8; 96]).unwrap();
+        let mut expected = b"part".to_vec();
+        expected.extend_from_slice(&[7u8; 96]);
+        assert_eq!(next.read_some(b.as_fd()).unwrap(), Progress::Frame(expected));
     }
 
     #[test]
