@@ -424,7 +424,10 @@ impl Core {
     /// How many more jobs worker `i` may take now.
     fn room(&self, i: usize, config: &PoolConfig) -> usize {
         let w = &self.workers[i];
-        if !w.ready || w.stopping || w.killed.is_some() {
+        // Without an initializer there is nothing to wait for: work sent before
+        // the worker has said it is ready waits in its channel meanwhile.
+        let ready = w.ready || config.initializer.is_none();
+        if !ready || w.stopping || w.killed.is_some() {
             return 0;
         }
         let depth = match w.recent {
