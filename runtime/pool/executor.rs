@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::Engine;
 use super::{AsyncResult, Imap, Pool, PoolBuilder};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::start::StartMethod;
 use crate::task::{MapFn, TaskFn, TaskValue};
 
@@ -219,6 +219,48 @@ pub struct AsCompleted<T> {
     pending: Vec<Option<TaskFuture<T>>>,
     remaining: usize,
     rx: Receiver<usize>,
+}
+
+impl<T> AsCompleted<T> {
+    /// The next future to complete, waiting at most `timeout`: `Ok(None)` once
+    /// all have been handed out, `Err(Timeout)` if none completes in time (the
+    /// others are still here: call again, or take them with
+    /// [`into_remaining`](Self::into_remaining)). Python's
+    /// `as_completed(fs, timeout)`, one step at a time:
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// #[mproc::task]
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    ///
+    /// let ex = mproc::Executor::new(2)?;
+    /// let futures = vec![ex.submit(nap, (10,)), ex.submit(nap, (60_000,))];
+    /// let mut done = mproc::as_completed(futures);
+    /// assert_eq!(done.next_timeout(Duration::from_secs(30))?.unwrap().result()?, 10);
+    /// assert!(matches!(done.next_timeout(Duration::from_millis(50)), Err(mproc::Error::Timeout)));
+    /// for late in done.into_remaining() {
+    ///     late.cancel_and_kill();
+    /// }
+    /// # Ok::<(), mproc::Error>(())
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<TaskFuture<T>>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(i) => {
+                self.remaining -= 1;
+                Ok(self.pending.get_mut(i).and_then(Option::take))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Ok(None),
+        }
+    }
+
+    /// The futures not handed out yet, in the order they were given.
+    pub fn into_remaining(self) -> Vec<TaskFuture<T>> {
+        self.pending.into_iter().flatten().collect()
+    }
 }
 
 impl<T> Iterator for AsCompleted<T> {
