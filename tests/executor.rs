@@ -158,3 +158,20 @@ fn shutdown_with_cancel_futures_cancels_queued_tasks_and_waits_for_running_ones(
     assert!(matches!(queued.result(), Err(Error::Cancelled)));
     assert!(matches!(ex.submit(square, (1,)).result(), Err(Error::Closed)));
 }
+
+#[mproc::test]
+fn as_completed_next_timeout_times_out_and_gives_back_the_rest() {
+    let ex = executor(2);
+    let futures = vec![ex.submit(sleeps, (60_000,)), ex.submit(sleeps, (5,))];
+    let mut completed = mproc::as_completed(futures);
+    assert_eq!(completed.next_timeout(Duration::from_secs(30)).unwrap().unwrap().result().unwrap(), 5);
+    let t = Instant::now();
+    assert!(matches!(completed.next_timeout(Duration::from_millis(100)), Err(Error::Timeout)));
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let rest = completed.into_remaining();
+    assert_eq!(rest.len(), 1);
+    assert!(!rest[0].done());
+    for f in rest {
+        f.cancel_and_kill();
+    }
+}
