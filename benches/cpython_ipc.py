@@ -20,11 +20,9 @@ scaling workload prints "points": [{"size", "count", "samples"}, ...] instead.
 Standard library only.
 """
 
-import argparse
-import json
 import multiprocessing
-import platform
-import time
+
+from cpython_common import arguments, report, timed
 
 
 def small_sender(conn, other):
@@ -86,17 +84,6 @@ def with_child(target, body):
     if child.exitcode != 0:
         raise RuntimeError(f"child exited with {child.exitcode}")
     return out
-
-
-def timed(run, warmup, iterations):
-    for _ in range(warmup):
-        run()
-    samples = []
-    for _ in range(iterations):
-        t = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - t)
-    return samples
 
 
 def small(args):
@@ -164,20 +151,14 @@ WORKLOADS = {"small": small, "pingpong": pingpong, "bytes": bytes_workload, "sca
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", choices=sorted(WORKLOADS), required=True)
+    ap = arguments(__doc__, WORKLOADS)
     ap.add_argument("--items", type=int, default=50_000)
     ap.add_argument("--size", type=int, default=1 << 20)
     ap.add_argument("--count", type=int, default=32)
     ap.add_argument("--sizes", default="")
     ap.add_argument("--counts", default="")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--iterations", type=int, default=20)
     args = ap.parse_args()
-
-    out = {"python": platform.python_version(), "workload": args.workload, "method": "fork"}
-    out.update(WORKLOADS[args.workload](args))
-    print(json.dumps(out))
+    report(args.workload, "fork", WORKLOADS[args.workload](args))
 
 
 if __name__ == "__main__":

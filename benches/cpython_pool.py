@@ -17,13 +17,12 @@ run, ...]} (the cpu workload adds "serial" samples and the calibrated "loop_n";
 memory prints "pss_kib" instead of timings). Standard library only.
 """
 
-import argparse
 import concurrent.futures
-import json
 import multiprocessing
-import platform
 import statistics
 import time
+
+from cpython_common import START_METHODS, arguments, report, timed
 
 
 def double(x):
@@ -36,17 +35,6 @@ def spin(n):
     for i in range(n):
         x = (x * 31 + i) & 0xFFFFFFFF
     return x
-
-
-def timed(run, warmup, iterations):
-    for _ in range(warmup):
-        run()
-    samples = []
-    for _ in range(iterations):
-        t = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - t)
-    return samples
 
 
 def lifecycle(args):
@@ -207,18 +195,12 @@ WORKLOADS = {
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", choices=sorted(WORKLOADS), required=True)
-    ap.add_argument("--method", choices=["fork", "forkserver", "spawn"], default="fork")
+    ap = arguments(__doc__, WORKLOADS)
+    ap.add_argument("--method", choices=START_METHODS, default="fork")
     ap.add_argument("--items", type=int, default=0)
     ap.add_argument("--chunksize", type=int, default=0, help="0: CPython's default")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--iterations", type=int, default=20)
     args = ap.parse_args()
-
-    out = {"python": platform.python_version(), "workload": args.workload, "method": args.method}
-    out.update(WORKLOADS[args.workload](args))
-    print(json.dumps(out))
+    report(args.workload, args.method, WORKLOADS[args.workload](args))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,9 @@ Prints one JSON object: {"python": ..., "workload": "start_join", "method": ...,
 "samples": [seconds per start + join, ...]}. Standard library only.
 """
 
-import argparse
-import json
 import multiprocessing
-import platform
-import time
+
+from cpython_common import START_METHODS, arguments, report, timed
 
 
 def noop():
@@ -27,28 +25,14 @@ def start_join(ctx):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--method", choices=["fork", "forkserver", "spawn"], required=True)
-    ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--iterations", type=int, default=100)
+    ap = arguments(__doc__, warmup=10, iterations=100)
+    ap.add_argument("--method", choices=START_METHODS, required=True)
     args = ap.parse_args()
 
     ctx = multiprocessing.get_context(args.method)
     # At least one untimed run: it starts the fork server (lazily started, as in mproc).
-    for _ in range(max(1, args.warmup)):
-        start_join(ctx)
-    samples = []
-    for _ in range(args.iterations):
-        t = time.perf_counter()
-        start_join(ctx)
-        samples.append(time.perf_counter() - t)
-
-    print(json.dumps({
-        "python": platform.python_version(),
-        "workload": "start_join",
-        "method": args.method,
-        "samples": samples,
-    }))
+    samples = timed(lambda: start_join(ctx), max(1, args.warmup), args.iterations)
+    report("start_join", args.method, {"samples": samples})
 
 
 if __name__ == "__main__":

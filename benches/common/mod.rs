@@ -1,7 +1,9 @@
 //! What every workload family shares: timing and statistics, the CPython runner,
-//! the report, the machine line.
+//! the report and its plots, the raw floors' child process, the machine line.
 
+pub mod floor;
 pub mod machine;
+pub mod plot;
 pub mod python;
 pub mod report;
 pub mod stats;
@@ -38,35 +40,33 @@ impl Bench {
         }
     }
 
+    /// [`Bench::plan`], but never more runs than a full run makes (a quick run's
+    /// minimum of 5 would be more than the slowest workloads get).
+    pub fn capped_plan(&self, warmup: usize, iters: usize) -> Plan {
+        let plan = self.plan(warmup, iters);
+        Plan { warmup: plan.warmup.min(warmup), iters: plan.iters.min(iters) }
+    }
+
     /// The CPython column for a workload: runs `benches/<script> <args>` (see
     /// [`Python::measure`]). `None`, with a note on stderr, if it cannot.
     pub fn cpython(&self, label: &str, script: &str, args: &[&str], plan: Plan) -> Option<Stats> {
-        let python = self.python.as_ref()?;
-        match python.measure(label, script, args, plan) {
-            Ok(stats) => Some(stats),
-            Err(e) => {
-                eprintln!("  warning: {e}");
-                None
-            }
-        }
+        warn(self.python.as_ref()?.measure(label, script, args, plan))
     }
 
     /// The whole JSON object a CPython script prints, for scripts that report
     /// more than one list of samples (see [`Python::run`]). `None`, with a note on
     /// stderr, if it cannot run. The caller ends the progress line.
     pub fn cpython_json(&self, label: &str, script: &str, args: &[&str], plan: Plan) -> Option<serde_json::Value> {
-        let python = self.python.as_ref()?;
-        match python.run(label, script, args, plan) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                eprintln!("  warning: {e}");
-                None
-            }
-        }
+        warn(self.python.as_ref()?.run(label, script, args, plan))
     }
 
     /// "CPython 3.11.7", for column headers.
     pub fn cpython_name(&self) -> String {
         self.python.as_ref().map(|p| format!("CPython {}", p.version)).unwrap_or_else(|| "CPython".into())
     }
+}
+
+/// The value, or `None` with the error as a warning on stderr.
+fn warn<T>(result: Result<T, String>) -> Option<T> {
+    result.map_err(|e| eprintln!("  warning: {e}")).ok()
 }

@@ -62,6 +62,9 @@ impl Python {
             .arg(&path)
             .args(args)
             .args(["--warmup", &plan.warmup.to_string(), "--iterations", &plan.iters.to_string()])
+            // The scripts import `cpython_common` from their own folder, which this
+            // would take off `sys.path`.
+            .env_remove("PYTHONSAFEPATH")
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()
@@ -75,4 +78,11 @@ impl Python {
             format!("{script}: bad JSON ({e})")
         })
     }
+}
+
+/// The samples (seconds, or any figure) under `key` in a script's JSON object,
+/// summarised; `None` if there are none.
+pub fn samples(value: &serde_json::Value, key: &str) -> Option<Stats> {
+    let s: Vec<f64> = value.get(key)?.as_array()?.iter().filter_map(|x| x.as_f64()).collect();
+    (!s.is_empty()).then(|| Stats::from_samples(&s))
 }

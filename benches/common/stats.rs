@@ -100,27 +100,36 @@ impl TimeUnit {
     }
 
     fn show(self, secs: f64, with_unit: bool) -> String {
-        let v = secs * self.scale;
-        let digits = if v >= 100.0 {
-            0
-        } else if v >= 10.0 {
-            1
-        } else {
-            2
-        };
-        if with_unit { format!("{v:.digits$} {}", self.name) } else { format!("{v:.digits$}") }
+        let v = fmt_sig3(secs * self.scale);
+        if with_unit { format!("{v} {}", self.name) } else { v }
     }
 }
 
 /// A ratio for people: "4.72×", "23.4×", "150×".
 pub fn fmt_ratio(r: f64) -> String {
-    if !r.is_finite() {
-        "—".into()
-    } else if r >= 100.0 {
-        format!("{r:.0}×")
-    } else if r >= 10.0 {
-        format!("{r:.1}×")
+    if r.is_finite() { format!("{}×", fmt_sig3(r)) } else { "—".into() }
+}
+
+/// A number for people: no decimals from 100, one from 10, else two ("150", "23.4", "4.72").
+pub fn fmt_sig3(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
     } else {
-        format!("{r:.2}×")
+        format!("{v:.2}")
     }
+}
+
+/// "200 000": digits in groups of three.
+pub fn fmt_int(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
 }

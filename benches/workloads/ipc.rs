@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use mproc::{Connection, Pipe, Process, StartMethod};
 
+use crate::common::floor::SocketChild;
+use crate::common::plot::{LogLogChart, Series, XTicks};
+use crate::common::python::samples;
 use crate::common::report::{Section, Table, Target};
-use crate::common::stats::{Plan, Stats, fmt_ratio, measure_interleaved};
+use crate::common::stats::{Plan, Stats, fmt_int, fmt_ratio, fmt_sig3, measure_interleaved};
 use crate::common::{Bench, Mode};
 
 const SCRIPT: &str = "cpython_ipc.py";
@@ -165,7 +168,7 @@ enum Role {
 /// stream socketpair each. Dropping it closes our end, kills and reaps the child.
 struct RawPeer {
     fd: libc::c_int,
-    child: libc::pid_t,
+    _child: SocketChild,
     reader: RawReader,
 }
 
@@ -175,23 +178,10 @@ impl RawPeer {
         // Made and touched before the fork: the child may not allocate. The parent
         // drops its copy after the fork; the child's copy stays its own.
         let payload = if role == Role::Stream { vec![0xABu8; max_size] } else { Vec::new() };
-        let mut fds = [0; 2];
-        // SAFETY: fds is a valid out-array of two descriptors.
-        let rc =
-            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
-        assert_eq!(rc, 0, "socketpair failed: {}", std::io::Error::last_os_error());
         // SAFETY: the child only makes system calls on memory prepared before the
-        // fork (see raw_child), and never returns.
-        let pid = unsafe { libc::fork() };
-        match pid {
-            -1 => panic!("fork failed: {}", std::io::Error::last_os_error()),
-            0 => unsafe { raw_child(fds[1], role, &payload) },
-            _ => {
-                // SAFETY: the child's end, which this process no longer needs.
-                unsafe { libc::close(fds[1]) };
-                RawPeer { fd: fds[0], child: pid, reader: RawReader::new() }
-            }
-        }
+        // fork (see raw_child).
+        let child = unsafe { SocketChild::start(|fd| raw_child(fd, role, &payload)) };
+        RawPeer { fd: child.fd, _child: child, reader: RawReader::new() }
     }
 
     fn ping(&self) {
@@ -232,66 +222,43 @@ impl RawPeer {
     }
 }
 
-impl Drop for RawPeer {
-    fn drop(&mut self) {
-        // SAFETY: our descriptor, closed once; then our own child, killed and reaped.
-        unsafe {
-            libc::close(self.fd);
-            libc::kill(self.child, libc::SIGKILL);
-            let mut status = 0;
-            while libc::waitpid(self.child, &mut status, 0) < 0
-                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-            {}
+/// The floor child's work (see [`SocketChild::start`]): serves its role on `fd`
+/// until the parent closes its end. Only system calls (async-signal-safe) and
+/// plain copies, on stack buffers and on `payload`, allocated before the fork.
+fn raw_child(fd: libc::c_int, role: Role, payload: &[u8]) {
+    match role {
+        Role::Echo => {
+            let mut buf = [0u8; PING];
+            while read_exact(fd, &mut buf) && write_all(fd, &buf) {}
         }
-    }
-}
-
-/// The floor child: keeps only its end of the socketpair (as fd 3: an inherited
-/// copy of another socket's end would keep that one from ever closing) and serves
-/// its role until the parent closes its end. Only system calls and plain copies on
-/// memory made before the fork; never returns.
-unsafe fn raw_child(fd: libc::c_int, role: Role, payload: &[u8]) -> ! {
-    const FD: libc::c_int = 3;
-    // SAFETY (whole function): async-signal-safe calls on valid stack buffers and
-    // on `payload`, allocated before the fork.
-    unsafe {
-        if libc::dup2(fd, FD) != FD || libc::close_range(FD as libc::c_uint + 1, libc::c_uint::MAX, 0) != 0 {
-            libc::_exit(1);
-        }
-        match role {
-            Role::Echo => {
-                let mut buf = [0u8; PING];
-                while read_exact(FD, &mut buf) && write_all(FD, &buf) {}
-            }
-            Role::Stream => {
-                let mut cmd = [0u8; 16];
-                'serve: while read_exact(FD, &mut cmd) {
-                    let mut word = [0u8; 8];
-                    word.copy_from_slice(&cmd[..8]);
-                    let size = u64::from_le_bytes(word) as usize;
-                    word.copy_from_slice(&cmd[8..]);
-                    let count = u64::from_le_bytes(word);
-                    if size > payload.len() {
-                        libc::_exit(2);
-                    }
-                    let header = (size as u64).to_le_bytes();
-                    for i in 0..count {
-                        let sent = if size == 8 {
-                            let mut frame = [0u8; 16];
-                            frame[..8].copy_from_slice(&header);
-                            frame[8..].copy_from_slice(&i.to_le_bytes());
-                            write_all(FD, &frame)
-                        } else {
-                            write_frame(FD, &header, &payload[..size])
-                        };
-                        if !sent {
-                            break 'serve;
-                        }
+        Role::Stream => {
+            let mut cmd = [0u8; 16];
+            while read_exact(fd, &mut cmd) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&cmd[..8]);
+                let size = u64::from_le_bytes(word) as usize;
+                word.copy_from_slice(&cmd[8..]);
+                let count = u64::from_le_bytes(word);
+                if size > payload.len() {
+                    // SAFETY: _exit has no preconditions and never returns.
+                    unsafe { libc::_exit(2) };
+                }
+                let header = (size as u64).to_le_bytes();
+                for i in 0..count {
+                    let sent = if size == 8 {
+                        let mut frame = [0u8; 16];
+                        frame[..8].copy_from_slice(&header);
+                        frame[8..].copy_from_slice(&i.to_le_bytes());
+                        write_all(fd, &frame)
+                    } else {
+                        write_frame(fd, &header, &payload[..size])
+                    };
+                    if !sent {
+                        return;
                     }
                 }
             }
         }
-        libc::_exit(0)
     }
 }
 
@@ -533,7 +500,7 @@ pub fn run(bench: &Bench) -> Section {
         .collect();
 
     // 4. Scaling with the payload size.
-    let scaling_plans = (capped_plan(bench, (2, 15)), capped_plan(bench, (1, 7)));
+    let scaling_plans = (bench.capped_plan(2, 15), bench.capped_plan(1, 7));
     let counts: Vec<usize> = sizes.iter().map(|&s| scaling_count(bench, s)).collect();
     let cpython_points = scaling_cpython(bench, &sizes, &counts, scaling_plans.1);
     let scaling = sizes
@@ -600,15 +567,8 @@ fn scaling_cpython(bench: &Bench, sizes: &[usize], counts: &[usize], plan: Plan)
     let args = ["--workload", "scaling", "--sizes", &sizes_arg, "--counts", &counts_arg];
     let label = format!("CPython send_bytes, {} sizes", sizes.len());
     let value = bench.cpython_json(&label, SCRIPT, &args, plan)?;
-    let points: Option<Vec<Stats>> = value.get("points").and_then(|p| p.as_array()).and_then(|points| {
-        points
-            .iter()
-            .map(|p| {
-                let s: Vec<f64> = p.get("samples")?.as_array()?.iter().filter_map(|x| x.as_f64()).collect();
-                (!s.is_empty()).then(|| Stats::from_samples(&s))
-            })
-            .collect()
-    });
+    let points: Option<Vec<Stats>> =
+        value.get("points").and_then(|p| p.as_array()).and_then(|p| p.iter().map(|p| samples(p, "samples")).collect());
     match points {
         Some(points) if points.len() == sizes.len() => {
             eprintln!(" done (n = {} per size)", plan.iters);
@@ -619,12 +579,6 @@ fn scaling_cpython(bench: &Bench, sizes: &[usize], counts: &[usize], plan: Plan)
             None
         }
     }
-}
-
-/// [`Bench::plan`], but never more runs than a full run makes.
-fn capped_plan(bench: &Bench, (warmup, iters): (usize, usize)) -> Plan {
-    let plan = bench.plan(warmup, iters);
-    Plan { warmup: plan.warmup.min(warmup), iters: plan.iters.min(iters) }
 }
 
 // ---------------------------------------------------------------------------
@@ -784,18 +738,8 @@ fn rate(s: &Stats, per_run: f64, unit: &str) -> String {
         _ => (1.0, ""),
     };
     let sep = if unit == "B/s" || prefix.is_empty() { "" } else { " " };
-    format!("{} {prefix}{sep}{unit} ({}–{})", num(r(s.median) / scale), num(r(s.p90) / scale), num(r(s.p10) / scale))
-}
-
-/// Three significant figures (at least).
-fn num(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
+    let num = |secs: f64| fmt_sig3(r(secs) / scale);
+    format!("{} {prefix}{sep}{unit} ({}–{})", num(s.median), num(s.p90), num(s.p10))
 }
 
 /// "8 B", "4 KiB", "16 MiB".
@@ -807,116 +751,38 @@ fn fmt_size(bytes: usize) -> String {
     }
 }
 
-/// "50 000": digits in groups of three.
-fn fmt_int(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// A log-log plot of throughput (payload bytes per second) against payload size,
 /// one line per runner, as SVG.
 fn scaling_svg(points: &[BytesPoint], cpython: &str) -> String {
-    let line = |f: fn(&BytesPoint) -> Option<&Stats>| -> Vec<(f64, f64)> {
-        points.iter().filter_map(|p| Some((p.size as f64, p.bytes() / f(p)?.median))).collect()
+    let line = |name: &str, color, dashed, f: fn(&BytesPoint) -> Option<&Stats>| Series {
+        name: name.into(),
+        color,
+        dashed,
+        points: points.iter().filter_map(|p| Some((p.size as f64, p.bytes() / f(p)?.median))).collect(),
     };
-    let series = [
-        ("mproc recv_bytes", "#1f77b4", "", line(|p| Some(&p.recv_bytes))),
-        ("mproc recv_bytes_into", "#1f77b4", " stroke-dasharray=\"6 4\"", line(|p| Some(&p.recv_into))),
-        (cpython, "#ff7f0e", "", line(|p| p.cpython.as_ref())),
-        ("raw socketpair", "#7f7f7f", "", line(|p| Some(&p.floor))),
-    ];
-    let sizes: Vec<f64> = points.iter().map(|p| p.size as f64).collect();
-    let ys: Vec<f64> = series.iter().flat_map(|s| s.3.iter().map(|&(_, y)| y.log10())).collect();
-    if sizes.is_empty() || ys.is_empty() {
-        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"/>\n".into();
+    LogLogChart {
+        title: "Pipe throughput, child → parent, against payload size".into(),
+        x_label: "payload per message".into(),
+        y_label: "payload bytes per second".into(),
+        x_ticks: XTicks::AtPoints,
+        x_tick_label: |size| fmt_size(size as usize),
+        y_tick_label: rate_label,
+        series: vec![
+            line("mproc recv_bytes", "#1f77b4", false, |p| Some(&p.recv_bytes)),
+            line("mproc recv_bytes_into", "#1f77b4", true, |p| Some(&p.recv_into)),
+            line(cpython, "#ff7f0e", false, |p| p.cpython.as_ref()),
+            line("raw socketpair", "#7f7f7f", false, |p| Some(&p.floor)),
+        ],
     }
-    let (x0, x1) = (sizes[0].log2(), sizes[sizes.len() - 1].log2().max(sizes[0].log2() + 1.0));
-    let y0 = ys.iter().copied().fold(f64::INFINITY, f64::min).floor();
-    let y1 = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max).ceil().max(y0 + 1.0);
-    let (w, h, left, right, top, bottom) = (800.0, 420.0, 80.0, 200.0, 40.0, 50.0);
-    let px = |x: f64| left + (x.log2() - x0) / (x1 - x0) * (w - left - right);
-    let py = |y: f64| top + (y1 - y.log10()) / (y1 - y0) * (h - top - bottom);
-
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">Pipe throughput, child → parent, \
-         against payload size</text>\n",
-        left + (w - left - right) / 2.0
-    );
-    for &s in &sizes {
-        let x = px(s);
-        svg += &format!(
-            "<line x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#ddd\"/>\n\
-             <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            h - bottom,
-            h - bottom + 18.0,
-            fmt_size(s as usize),
-        );
-    }
-    for e in (y0 as i32)..=(y1 as i32) {
-        let y = py(10f64.powi(e));
-        svg += &format!(
-            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-            w - right,
-            left - 6.0,
-            y + 4.0,
-            rate_label(e),
-        );
-    }
-    svg += &format!(
-        "<rect x=\"{left}\" y=\"{top}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\n\
-         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">payload per message</text>\n\
-         <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">payload bytes per \
-         second</text>\n",
-        w - left - right,
-        h - top - bottom,
-        left + (w - left - right) / 2.0,
-        h - 10.0,
-        top + (h - top - bottom) / 2.0,
-        top + (h - top - bottom) / 2.0,
-    );
-    for (i, (name, color, dash, pts)) in series.iter().enumerate() {
-        let path: Vec<String> = pts.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
-        svg += &format!(
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>\n",
-            path.join(" ")
-        );
-        for &(x, y) in pts {
-            svg += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"/>\n", px(x), py(y));
-        }
-        let ly = top + 16.0 + 20.0 * i as f64;
-        let lx = w - right + 16.0;
-        svg += &format!(
-            "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>\n\
-             <text x=\"{}\" y=\"{}\">{}</text>\n",
-            lx + 24.0,
-            lx + 30.0,
-            ly + 4.0,
-            escape(name),
-        );
-    }
-    svg += "</svg>\n";
-    svg
+    .to_svg()
 }
 
-/// "1 MB/s", "10 MB/s", "100 MB/s", "1 GB/s" … for 10^e bytes per second.
-fn rate_label(e: i32) -> String {
+/// "1 MB/s", "10 MB/s", "100 MB/s", "1 GB/s" … for a power of ten of bytes per second.
+fn rate_label(bytes_per_sec: f64) -> String {
     const UNITS: [&str; 5] = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"];
+    let e = bytes_per_sec.log10().round() as i32;
     match UNITS.get(e.div_euclid(3) as usize) {
         Some(name) if e >= 0 => format!("{} {name}", 10u64.pow(e.rem_euclid(3) as u32)),
         _ => format!("1e{e} B/s"),
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

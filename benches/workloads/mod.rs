@@ -1,7 +1,9 @@
 //! Workload families. Each is one function that measures mproc, CPython and the
 //! raw floor side by side and returns its section of the report. To add one:
 //! write `family.rs` with `pub fn run(bench: &Bench) -> Section` (plus its
-//! CPython script `benches/cpython_family.py`), and list it in `FAMILIES`.
+//! CPython script `benches/cpython_family.py`, which imports the timing loop, the
+//! command line and the JSON output from `benches/cpython_common.py`), and list it
+//! in `FAMILIES`.
 
 use crate::common::Bench;
 use crate::common::report::Section;

@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 use mproc::{Executor, Pool, StartMethod};
 use rayon::prelude::*;
 
+use crate::common::floor::SocketChild;
+use crate::common::plot::{LogLogChart, Series, XTicks};
+use crate::common::python::samples;
 use crate::common::report::{Section, Table, Target};
-use crate::common::stats::{Plan, Stats, fmt_ratio, fmt_time, measure, measure_interleaved};
+use crate::common::stats::{Plan, Stats, fmt_int, fmt_ratio, fmt_time, measure, measure_interleaved};
 use crate::common::{Bench, Mode};
 
 const SCRIPT: &str = "cpython_pool.py";
@@ -150,19 +153,6 @@ fn sized(bench: &Bench, n: u64) -> u64 {
     if bench.mode == Mode::Smoke { n / 10 } else { n }
 }
 
-/// "200 000": digits in groups of three.
-fn fmt_n(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
-}
-
 pub fn run(bench: &Bench) -> Section {
     eprintln!("process pools");
     // Memory first: a forked worker's PSS counts a share of its parent's pages, so it
@@ -222,7 +212,7 @@ fn lifecycle(bench: &Bench) -> Vec<Row> {
 /// 20 000 with chunksize 1.
 fn maps(bench: &Bench, pool: &Pool, threads: &rayon::ThreadPool) -> [Row; 2] {
     let n = sized(bench, 200_000);
-    let (count, label) = (n.to_string(), fmt_n(n));
+    let (count, label) = (n.to_string(), fmt_int(n));
     let plans = (bench.plan(3, 30), bench.plan(3, 20));
     let labels = [format!("mproc map {label}"), format!("rayon map {label}")];
     let both = measure_interleaved(&[&labels[0], &labels[1]], plans.0, |i| match i {
@@ -237,7 +227,7 @@ fn maps(bench: &Bench, pool: &Pool, threads: &rayon::ThreadPool) -> [Row; 2] {
         Row::new(what, "map, default chunking, vs CPython", ours, cpython, 5.0, plans).per_item(n).rayon(rayon);
 
     let n = sized(bench, 20_000);
-    let (count, label) = (n.to_string(), fmt_n(n));
+    let (count, label) = (n.to_string(), fmt_int(n));
     let plans = (bench.plan(1, 10), bench.plan(1, 5));
     let ours = measure(&format!("mproc map {label}, chunksize 1"), plans.0, || mproc_map(pool, n, Some(1)));
     let cpython = bench.cpython(
@@ -312,7 +302,7 @@ fn round_trips(bench: &Bench, pool: &Pool, threads: &rayon::ThreadPool) -> ([Row
 /// `imap_unordered` of the trivial function with chunksize 1, consumed to the end.
 fn imap_unordered(bench: &Bench, pool: &Pool) -> Row {
     let n = sized(bench, 10_000);
-    let (count, label) = (n.to_string(), fmt_n(n));
+    let (count, label) = (n.to_string(), fmt_int(n));
     let plans = (bench.plan(1, 10), bench.plan(1, 5));
     let ours = measure(&format!("mproc imap_unordered {label}, chunksize 1"), plans.0, || {
         let mut total = 0u64;
@@ -417,7 +407,7 @@ fn scaling(bench: &Bench, pool: &Pool, threads: &rayon::ThreadPool) -> Vec<Scale
             6 => ((1, 10), (1, 5)),
             _ => ((1, 3), (1, 2)),
         };
-        let (plan_ours, plan_theirs) = (capped_plan(bench, ours), capped_plan(bench, theirs));
+        let (plan_ours, plan_theirs) = (bench.capped_plan(ours.0, ours.1), bench.capped_plan(theirs.0, theirs.1));
         let label = fmt_count(n);
         let labels = [format!("mproc map {label}"), format!("rayon map {label}")];
         let both = measure_interleaved(&[&labels[0], &labels[1]], plan_ours, |i| match i {
@@ -594,18 +584,6 @@ fn report_scaling(section: &mut Section, scaling: &[ScalePoint], cp: &str) {
     section.attach("pool_scaling.svg", scaling_svg(scaling, cp));
 }
 
-/// [`Bench::plan`], but never more runs than a full run makes (a quick run's
-/// minimum of 5 would be more than the slowest sizes get).
-fn capped_plan(bench: &Bench, (warmup, iters): (usize, usize)) -> Plan {
-    let plan = bench.plan(warmup, iters);
-    Plan { warmup: plan.warmup.min(warmup), iters: plan.iters.min(iters) }
-}
-
-fn samples(v: &serde_json::Value, key: &str) -> Option<Stats> {
-    let s: Vec<f64> = v.get(key)?.as_array()?.iter().filter_map(|x| x.as_f64()).collect();
-    (!s.is_empty()).then(|| Stats::from_samples(&s))
-}
-
 /// "10³", "10⁵" … for powers of ten, else the number.
 fn fmt_count(n: u64) -> String {
     const SUP: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
@@ -643,74 +621,42 @@ fn rollup_kib(pid: &str, key: &str) -> Option<f64> {
 /// The round-trip floor: a child process that echoes every message back over a
 /// Unix stream socketpair; the parent writes one and reads the answer.
 struct PingPong {
-    fd: libc::c_int,
-    child: libc::pid_t,
+    child: SocketChild,
 }
 
 const PING: usize = 32;
 
 impl PingPong {
     fn new() -> PingPong {
-        let mut fds = [0; 2];
-        // SAFETY: fds is a valid out-array of two descriptors.
-        let rc =
-            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
-        assert_eq!(rc, 0, "socketpair failed: {}", std::io::Error::last_os_error());
-        // SAFETY: the child only makes system calls (dup2, close_range, read, write, _exit) on a stack buffer.
-        let pid = unsafe { libc::fork() };
-        match pid {
-            -1 => panic!("fork failed: {}", std::io::Error::last_os_error()),
-            0 => unsafe {
-                // Keep only our end, as fd 3: an inherited copy of another socket's end
-                // (an earlier ping-pong's, a pool worker's) would keep it from ever closing.
-                let fd = 3;
-                if libc::dup2(fds[1], fd) != fd || libc::close_range(fd as libc::c_uint + 1, libc::c_uint::MAX, 0) != 0
-                {
-                    libc::_exit(1);
-                }
+        // SAFETY: the child only makes system calls (read, write) on a stack buffer.
+        let child = unsafe {
+            SocketChild::start(|fd| {
                 let mut buf = [0u8; PING];
                 loop {
                     let n = libc::read(fd, buf.as_mut_ptr().cast(), PING);
                     if n <= 0 || libc::write(fd, buf.as_ptr().cast(), n as usize) != n {
-                        libc::_exit(0);
+                        return;
                     }
                 }
-            },
-            _ => {
-                // SAFETY: the child's end, which this process no longer needs.
-                unsafe { libc::close(fds[1]) };
-                PingPong { fd: fds[0], child: pid }
-            }
-        }
+            })
+        };
+        PingPong { child }
     }
 
     fn round_trip(&self) {
-        let msg = [7u8; PING];
+        let (fd, msg) = (self.child.fd, [7u8; PING]);
         let mut got = [0u8; PING];
         // SAFETY: valid buffers of PING bytes on our own socket.
         unsafe {
-            assert_eq!(libc::write(self.fd, msg.as_ptr().cast(), PING), PING as isize);
+            assert_eq!(libc::write(fd, msg.as_ptr().cast(), PING), PING as isize);
             let mut read = 0;
             while read < PING {
-                let n = libc::read(self.fd, got[read..].as_mut_ptr().cast(), PING - read);
+                let n = libc::read(fd, got[read..].as_mut_ptr().cast(), PING - read);
                 assert!(n > 0, "ping-pong read failed");
                 read += n as usize;
             }
         }
         assert_eq!(got, msg);
-    }
-}
-
-impl Drop for PingPong {
-    fn drop(&mut self) {
-        // SAFETY: closing our end makes the child's read return 0 and exit (SIGKILL in
-        // case another process still holds a copy of it); then reap our child.
-        unsafe {
-            libc::close(self.fd);
-            libc::kill(self.child, libc::SIGKILL);
-            let mut status = 0;
-            libc::waitpid(self.child, &mut status, 0);
-        }
     }
 }
 
@@ -781,96 +727,35 @@ impl Drop for Relay {
 
 /// A log-log plot of time per item against n, one line per runner, as SVG.
 fn scaling_svg(points: &[ScalePoint], cpython: &str) -> String {
-    let line = |f: fn(&ScalePoint) -> Option<&Stats>| -> Vec<(f64, f64)> {
-        points.iter().filter_map(|p| Some((p.n as f64, f(p)?.median))).collect()
+    let line = |name: &str, color, f: fn(&ScalePoint) -> Option<&Stats>| Series {
+        name: name.into(),
+        color,
+        dashed: false,
+        points: points.iter().filter_map(|p| Some((p.n as f64, f(p)?.median))).collect(),
     };
-    let series = [
-        ("mproc", "#1f77b4", line(|p| Some(&p.mproc))),
-        (cpython, "#ff7f0e", line(|p| p.cpython.as_ref())),
-        ("rayon (threads)", "#2ca02c", line(|p| Some(&p.rayon))),
-    ];
-    let all = series.iter().flat_map(|s| s.2.iter());
-    let (xs, ys): (Vec<f64>, Vec<f64>) = all.map(|&(x, y)| (x.log10(), y.log10())).unzip();
-    let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min).floor();
-    let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max).ceil();
-    let (x0, x1) = (lo(&xs), hi(&xs).max(lo(&xs) + 1.0));
-    let (y0, y1) = (lo(&ys), hi(&ys).max(lo(&ys) + 1.0));
-    // The legend sits right of the plot area, clear of the lines.
-    let (w, h, left, right, top, bottom) = (760.0, 400.0, 70.0, 180.0, 40.0, 50.0);
-    let px = |x: f64| left + (x.log10() - x0) / (x1 - x0) * (w - left - right);
-    let py = |y: f64| top + (y1 - y.log10()) / (y1 - y0) * (h - top - bottom);
-
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">map overhead per item, trivial function, \
-         2 workers, default chunking</text>\n",
-        left + (w - left - right) / 2.0
-    );
-    for e in (x0 as i32)..=(x1 as i32) {
-        let x = px(10f64.powi(e));
-        svg += &format!(
-            "<line x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#ddd\"/>\n\
-             <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            h - bottom,
-            h - bottom + 18.0,
-            fmt_count(10u64.pow(e as u32)),
-        );
+    LogLogChart {
+        title: "map overhead per item, trivial function, 2 workers, default chunking".into(),
+        x_label: "items per map (n)".into(),
+        y_label: "time per item".into(),
+        x_ticks: XTicks::Decades,
+        x_tick_label: |n| fmt_count(n.round() as u64),
+        y_tick_label: decade_label,
+        series: vec![
+            line("mproc", "#1f77b4", |p| Some(&p.mproc)),
+            line(cpython, "#ff7f0e", |p| p.cpython.as_ref()),
+            line("rayon (threads)", "#2ca02c", |p| Some(&p.rayon)),
+        ],
     }
-    for e in (y0 as i32)..=(y1 as i32) {
-        let y = py(10f64.powi(e));
-        svg += &format!(
-            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-            w - right,
-            left - 6.0,
-            y + 4.0,
-            decade_label(e),
-        );
-    }
-    svg += &format!(
-        "<rect x=\"{left}\" y=\"{top}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\n\
-         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">items per map (n)</text>\n\
-         <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">time per item</text>\n",
-        w - left - right,
-        h - top - bottom,
-        left + (w - left - right) / 2.0,
-        h - 10.0,
-        top + (h - top - bottom) / 2.0,
-        top + (h - top - bottom) / 2.0,
-    );
-    for (i, (name, color, pts)) in series.iter().enumerate() {
-        let path: Vec<String> = pts.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
-        svg +=
-            &format!("<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>\n", path.join(" "));
-        for &(x, y) in pts {
-            svg += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"/>\n", px(x), py(y));
-        }
-        let ly = top + 16.0 + 20.0 * i as f64;
-        let lx = w - right + 16.0;
-        svg += &format!(
-            "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/>\n\
-             <text x=\"{}\" y=\"{}\">{}</text>\n",
-            lx + 24.0,
-            lx + 30.0,
-            ly + 4.0,
-            escape(name),
-        );
-    }
-    svg += "</svg>\n";
-    svg
+    .to_svg()
 }
 
-/// "1 ns", "10 ns", "100 ns", "1 µs" … for 10^e seconds.
-fn decade_label(e: i32) -> String {
+/// "1 ns", "10 ns", "100 ns", "1 µs" … for a power of ten of seconds.
+fn decade_label(secs: f64) -> String {
     const UNITS: [&str; 4] = ["ns", "µs", "ms", "s"];
+    let e = secs.log10().round() as i32;
     let unit = (e + 9).div_euclid(3);
     match UNITS.get(unit as usize) {
         Some(name) => format!("{} {name}", 10u64.pow((e + 9).rem_euclid(3) as u32)),
         None => format!("1e{e} s"),
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
