@@ -39,6 +39,7 @@ mod error;
 mod handle;
 mod pool;
 mod process;
+mod queue;
 mod start;
 mod sys;
 mod task;
@@ -78,6 +79,7 @@ pub use pool::{
 pub use process::{
     Pid, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, fork, parent_process,
 };
+pub use queue::{JoinableQueue, Queue, QueueBuilder, SimpleQueue};
 pub use start::{Context, StartMethod, set_start_method, start_method};
 pub use task::{MapFn, TaskFn, TaskValue};
 

@@ -6,5 +6,7 @@
 
 pub(crate) mod fd;
 pub(crate) mod frame;
+pub(crate) mod futex;
 pub(crate) mod pid;
+pub(crate) mod shm;
 pub(crate) mod sock;
