@@ -4,7 +4,7 @@
 //! A queue lives in shared memory (one memfd holding a header and a byte ring),
 //! so putting and getting is a copy under a lock, with no system call when no one
 //! waits. Any number of processes (and threads) may put and get. See
-//! `docs/queue-design.md` for the layout, the lock and how waiting works.
+//! the Queues section of `docs/design.md` for the layout, the lock and how waiting works.
 //!
 //! Unlike CPython's queue there is no feeder thread: `put` encodes and copies the
 //! message before it returns, so an encoding error reaches the caller, a process
