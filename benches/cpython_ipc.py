@@ -1,5 +1,5 @@
-"""CPython side of the IPC workloads: multiprocessing.Pipe between the parent and
-one child process (fork), the child started before the timing.
+"""CPython side of the IPC workloads: multiprocessing.Pipe and multiprocessing.Queue
+between the parent and one child process (fork), the child started before the timing.
 
     python3 benches/cpython_ipc.py --workload small --items 50000 --warmup 2 --iterations 10
 
@@ -12,8 +12,15 @@ Workloads (--workload):
             parent receives them (conn.recv_bytes); one sample per batch
   scaling   `bytes` at every size of --sizes with the matching count of --counts
             (comma-separated), the same child throughout
+  queue_small    the child puts `items` small ints on a Queue (q.put(i)), the
+                 parent gets them all (q.get()); one sample per batch
+  queue_bytes    the child puts `count` payloads of `size` bytes (the same bytes
+                 object each time), the parent gets them; one sample per batch
+  queue_scaling  `queue_bytes` at every size of --sizes with the matching count
+                 of --counts, the same child and queue throughout
 
-Each batch starts with the parent's command to the child (one small message) and
+Each batch starts with the parent's command to the child (one small message on
+the Pipe; for the queue workloads too, the queue carries only the items) and
 ends when the parent has received the batch's last message. Prints one JSON
 object: {"python": ..., "workload": ..., "samples": [seconds per run, ...]}; the
 scaling workload prints "points": [{"size", "count", "samples"}, ...] instead.
@@ -62,16 +69,46 @@ def bytes_sender(conn, other):
         pass
 
 
-def with_child(target, body):
+def queue_small_sender(conn, other, q):
+    """Puts 0..n-1 on `q` for each n received, until the parent closes its end."""
+    other.close()
+    try:
+        while True:
+            n = conn.recv()
+            for i in range(n):
+                q.put(i)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def queue_bytes_sender(conn, other, q):
+    """For each (size, count) received, puts `count` payloads of `size` bytes on `q`
+    (the same bytes object each time)."""
+    other.close()
+    payload = b""
+    try:
+        while True:
+            size, count = conn.recv()
+            if len(payload) != size:
+                payload = b"\xab" * size
+            for _ in range(count):
+                q.put(payload)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def with_child(target, body, queue=False):
     """Runs `body(conn)` with a forked child running `target` on the other end of a
-    duplex Pipe; the child is always ended and joined afterwards."""
+    duplex Pipe; with `queue`, runs `body(conn, q)` with a Queue the child gets too
+    (`target(conn, other_end, q)`). The child is always ended and joined afterwards."""
     ctx = multiprocessing.get_context("fork")
     here, there = ctx.Pipe(duplex=True)
-    child = ctx.Process(target=target, args=(there, here), daemon=True)
+    extra = (ctx.Queue(),) if queue else ()
+    child = ctx.Process(target=target, args=(there, here, *extra), daemon=True)
     child.start()
     there.close()
     try:
-        out = body(here)
+        out = body(here, *extra)
     except BaseException:
         child.kill()
         raise
@@ -81,6 +118,9 @@ def with_child(target, body):
         if child.exitcode is None:
             child.kill()
             child.join()
+        for q in extra:
+            q.close()
+            q.join_thread()
     if child.exitcode != 0:
         raise RuntimeError(f"child exited with {child.exitcode}")
     return out
@@ -131,11 +171,16 @@ def bytes_workload(args):
     return with_child(bytes_sender, body)
 
 
-def scaling(args):
+def sizes_and_counts(args):
     sizes = [int(s) for s in args.sizes.split(",")]
     counts = [int(c) for c in args.counts.split(",")]
     if len(sizes) != len(counts):
         raise SystemExit("--sizes and --counts differ in length")
+    return sizes, counts
+
+
+def scaling(args):
+    sizes, counts = sizes_and_counts(args)
 
     def body(conn):
         points = []
@@ -147,7 +192,61 @@ def scaling(args):
     return with_child(bytes_sender, body)
 
 
-WORKLOADS = {"small": small, "pingpong": pingpong, "bytes": bytes_workload, "scaling": scaling}
+def queue_small(args):
+    n = args.items
+    expected = n * (n - 1) // 2
+
+    def body(conn, q):
+        def run():
+            conn.send(n)
+            total = 0
+            for _ in range(n):
+                total += q.get()
+            if total != expected:
+                raise RuntimeError("wrong items")
+
+        return {"samples": timed(run, args.warmup, args.iterations)}
+
+    return with_child(queue_small_sender, body, queue=True)
+
+
+def get_batch(conn, q, size, count):
+    conn.send((size, count))
+    for _ in range(count):
+        if len(q.get()) != size:
+            raise RuntimeError("wrong item length")
+
+
+def queue_bytes(args):
+    def body(conn, q):
+        run = lambda: get_batch(conn, q, args.size, args.count)
+        return {"samples": timed(run, args.warmup, args.iterations)}
+
+    return with_child(queue_bytes_sender, body, queue=True)
+
+
+def queue_scaling(args):
+    sizes, counts = sizes_and_counts(args)
+
+    def body(conn, q):
+        points = []
+        for size, count in zip(sizes, counts):
+            run = lambda: get_batch(conn, q, size, count)
+            points.append({"size": size, "count": count, "samples": timed(run, args.warmup, args.iterations)})
+        return {"points": points}
+
+    return with_child(queue_bytes_sender, body, queue=True)
+
+
+WORKLOADS = {
+    "small": small,
+    "pingpong": pingpong,
+    "bytes": bytes_workload,
+    "scaling": scaling,
+    "queue_small": queue_small,
+    "queue_bytes": queue_bytes,
+    "queue_scaling": queue_scaling,
+}
 
 
 def main():

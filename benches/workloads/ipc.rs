@@ -1,20 +1,25 @@
-//! Pipes: `mproc::Pipe` between the parent and one child process against CPython's
-//! `multiprocessing.Pipe` (fork) and a raw floor: a bare AF_UNIX stream socketpair
-//! between two processes, driven by hand with libc `write`/`writev`/`read`.
+//! Pipes and queues. `mproc::Pipe` between the parent and one child process
+//! against CPython's `multiprocessing.Pipe` (fork) and a raw floor: a bare AF_UNIX
+//! stream socketpair between two processes, driven by hand with libc
+//! `write`/`writev`/`read`. `mproc::Queue` from one child to the parent against
+//! CPython's `multiprocessing.Queue` (fork).
 //!
 //! Every child (mproc's, CPython's, the floor's) is started before the timing and
-//! serves commands: the parent asks for a batch of messages and times from that
-//! request to the batch's last message received, or times one round trip.
+//! serves commands (over a pipe, for the queues too): the parent asks for a batch
+//! of messages and times from that request to the batch's last message received,
+//! or times one round trip.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use mproc::{Connection, Pipe, Process, StartMethod};
+use mproc::{Connection, Pipe, Process, Queue, StartMethod};
+use serde::{Deserialize, Serialize};
 
 use crate::common::floor::SocketChild;
 use crate::common::plot::{LogLogChart, Series, XTicks};
 use crate::common::python::samples;
 use crate::common::report::{Section, Table, Target};
-use crate::common::stats::{Plan, Stats, fmt_int, fmt_ratio, fmt_sig3, measure_interleaved};
+use crate::common::stats::{Plan, Stats, fmt_int, fmt_ratio, fmt_sig3, measure, measure_interleaved};
 use crate::common::{Bench, Mode};
 
 const SCRIPT: &str = "cpython_ipc.py";
@@ -63,20 +68,29 @@ fn bytes_sender(conn: Connection<u64>) {
     }
 }
 
-/// An mproc child (fork) running one of the tasks above on the other end of a
-/// duplex pipe. Dropping it closes our end (the task then returns) and joins the
-/// child, killing it if it has not ended within a few seconds: no child outlives
-/// it, on error paths included.
+/// An mproc child (fork) running one of the tasks above (or below, for the
+/// queues) on the other end of a duplex pipe. Dropping it closes our end (the
+/// task then returns), closes the queues it puts to (a put waiting for room then
+/// fails), and joins the child, killing it if it has not ended within a few
+/// seconds: no child outlives it, on error paths included.
 struct Child {
     conn: Option<Connection<u64>>,
     process: Option<Process<()>>,
+    /// Closes the child's queues, if it has any.
+    close: Option<Box<dyn FnOnce()>>,
 }
 
 impl Child {
     fn start(spawn: impl FnOnce(mproc::ProcessBuilder, Connection<u64>) -> mproc::Result<Process<()>>) -> Child {
         let (here, there) = Pipe::<u64>::duplex().expect("mproc: Pipe::duplex failed");
         let process = spawn(Process::builder().start_method(StartMethod::Fork), there).expect("mproc: start failed");
-        Child { conn: Some(here), process: Some(process) }
+        Child { conn: Some(here), process: Some(process), close: None }
+    }
+
+    /// Runs `close` (closing the queues the child puts to) when the child is ended.
+    fn closing(mut self, close: impl FnOnce() + 'static) -> Child {
+        self.close = Some(Box::new(close));
+        self
     }
 
     fn conn(&self) -> &Connection<u64> {
@@ -92,6 +106,9 @@ impl Child {
 
     fn stop(&mut self) -> Result<(), String> {
         drop(self.conn.take());
+        if let Some(close) = self.close.take() {
+            close();
+        }
         let Some(p) = self.process.take() else { return Ok(()) };
         match p.join_timeout(Duration::from_secs(10)) {
             Ok(Some(())) => Ok(()),
@@ -387,6 +404,263 @@ impl RawReader {
 }
 
 // ---------------------------------------------------------------------------
+// Queues: `mproc::Queue` between a child (the producer) and this process.
+
+/// A byte payload the codec writes as one byte string: its length, then the bytes
+/// in one copy (`serialize_bytes`, what `serde_bytes` does). A plain `Vec<u8>` is a
+/// sequence to serde: one serializer call per byte when it is put, one visitor
+/// call per byte when it is got. The bytes are shared (`Arc`), so that the
+/// producer puts the same payload again without copying it first, as CPython's
+/// producer puts the same `bytes` object again.
+#[derive(Clone)]
+struct Payload(Arc<Vec<u8>>);
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Payload, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Payload;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Payload, E> {
+                Ok(Payload(Arc::new(v.to_vec())))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Payload, E> {
+                Ok(Payload(Arc::new(v)))
+            }
+        }
+        d.deserialize_bytes(Bytes)
+    }
+}
+
+/// Puts `0..n` on `q` for each `n` it receives, until the parent closes its end
+/// (or the queue is closed).
+#[mproc::task]
+fn queue_small_sender(conn: Connection<u64>, q: Queue<u64>) {
+    while let Ok(n) = conn.recv() {
+        for i in 0..n {
+            if q.put(i).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// What a [`queue_bytes_sender`] command asks for: [`Payload`]s on the first
+/// queue, or plain `Vec<u8>`s (each a fresh copy of the payload) on the second.
+const AS_PAYLOAD: u64 = 0;
+const AS_VEC: u64 = 1;
+
+/// For each `size`, `count`, `how` it receives (three messages), puts `count`
+/// payloads of `size` bytes, until the parent closes its end (or the queues are
+/// closed). The payload is made once per size.
+#[mproc::task]
+fn queue_bytes_sender(conn: Connection<u64>, payloads: Queue<Payload>, vecs: Queue<Vec<u8>>) {
+    let mut payload = Payload(Arc::new(Vec::new()));
+    loop {
+        let (Ok(size), Ok(count), Ok(how)) = (conn.recv(), conn.recv(), conn.recv()) else { return };
+        if payload.0.len() != size as usize {
+            payload = Payload(Arc::new(vec![0xAB; size as usize]));
+        }
+        for _ in 0..count {
+            let put = if how == AS_VEC { vecs.put(payload.0.to_vec()) } else { payloads.put(payload.clone()) };
+            if put.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `n` small ints, child → parent through `q`: the command goes over the pipe,
+/// the items come back through the queue; checks their sum.
+fn queue_small(child: &Child, q: &Queue<u64>, n: u64) {
+    child.conn().send(&n).expect("mproc: send failed");
+    let mut total = 0;
+    for _ in 0..n {
+        total += q.get().expect("mproc: Queue::get failed");
+    }
+    assert_eq!(total, n * (n - 1) / 2);
+}
+
+/// A child putting byte payloads on two queues of `capacity` bytes each (see
+/// [`queue_bytes_sender`]).
+struct BytesQueues {
+    child: Child,
+    payloads: Queue<Payload>,
+    vecs: Queue<Vec<u8>>,
+    capacity: usize,
+}
+
+impl BytesQueues {
+    fn start(capacity: usize) -> BytesQueues {
+        let payloads = Queue::<Payload>::builder().capacity_bytes(capacity).build().expect("mproc: Queue failed");
+        let vecs = Queue::<Vec<u8>>::builder().capacity_bytes(capacity).build().expect("mproc: Queue failed");
+        let child = Child::start(|b, c| b.spawn(queue_bytes_sender, (c, payloads.clone(), vecs.clone())));
+        let (p, v) = (payloads.clone(), vecs.clone());
+        let child = child.closing(move || {
+            p.close();
+            v.close();
+        });
+        BytesQueues { child, payloads, vecs, capacity }
+    }
+
+    /// `count` payloads of `size` bytes, child → parent, as [`Payload`]s or as
+    /// plain `Vec<u8>`s (`how`), each got as a new value.
+    fn batch(&self, size: usize, count: usize, how: u64) {
+        for word in [size as u64, count as u64, how] {
+            self.child.conn().send(&word).expect("mproc: send failed");
+        }
+        for _ in 0..count {
+            let got = if how == AS_VEC {
+                self.vecs.get().expect("mproc: Queue::get failed").len()
+            } else {
+                self.payloads.get().expect("mproc: Queue::get failed").0.len()
+            };
+            assert_eq!(got, size);
+        }
+    }
+
+    /// Sends `size`-byte payloads around the whole ring once, untimed, so that no
+    /// timed run pays for the ring's first page faults (in either process).
+    fn prime(&self, size: usize, how: u64) {
+        self.batch(size, self.capacity / size + 2, how);
+    }
+
+    fn finish(self) {
+        self.child.finish();
+    }
+}
+
+/// The ring of a queue for `size`-byte payloads: room for four of them (each
+/// takes its length plus up to 24 bytes), in whole MiB, at least the default 4 MiB.
+fn queue_capacity(size: usize) -> usize {
+    (4 * (size + 24)).next_multiple_of(MIB).max(4 * MIB)
+}
+
+/// Small ints per queue run.
+fn queue_small_count(bench: &Bench) -> u64 {
+    if bench.mode == Mode::Smoke { 2_000 } else { 200_000 }
+}
+
+/// The queue rows of the 1 MiB payload: (payload, messages per run).
+fn queue_bytes_row(bench: &Bench) -> (usize, usize) {
+    if bench.mode == Mode::Smoke { (MIB, 2) } else { (MIB, 32) }
+}
+
+/// What the queue workloads measured, per run (seconds).
+struct QueueResults {
+    small_n: u64,
+    small: Stats,
+    small_cpython: Option<Stats>,
+    small_plans: (Plan, Plan),
+    /// The 1 MiB row; `vec` is the same payload as a plain `Vec<u8>`.
+    bytes: QueuePoint,
+    bytes_plans: (Plan, Plan),
+    scaling: Vec<QueuePoint>,
+    scaling_plans: (Plan, Plan),
+}
+
+/// One payload size: runs of `count` messages of `size` bytes through a queue of
+/// `capacity` bytes.
+struct QueuePoint {
+    size: usize,
+    count: usize,
+    capacity: usize,
+    mproc: Stats,
+    vec: Option<Stats>,
+    cpython: Option<Stats>,
+}
+
+impl QueuePoint {
+    fn bytes(&self) -> f64 {
+        (self.size * self.count) as f64
+    }
+}
+
+/// The queue workloads and CPython's figures; `sizes` and `counts`: the scaling
+/// runs (the same as the pipe's).
+fn measure_queues(bench: &Bench, sizes: &[usize], counts: &[usize]) -> QueueResults {
+    // 1. Small ints.
+    let small_n = queue_small_count(bench);
+    let small_plans = (bench.plan(3, 30), bench.capped_plan(1, 5));
+    let q = Queue::<u64>::new().expect("mproc: Queue failed");
+    let child = Child::start(|b, c| b.spawn(queue_small_sender, (c, q.clone())));
+    let closer = q.clone();
+    let child = child.closing(move || closer.close());
+    let small = measure(&format!("mproc Queue, {small_n} × u64"), small_plans.0, || queue_small(&child, &q, small_n));
+    child.finish();
+    let n_arg = small_n.to_string();
+    let small_cpython = bench.cpython(
+        &format!("CPython Queue, {small_n} small ints"),
+        SCRIPT,
+        &["--workload", "queue_small", "--items", &n_arg],
+        small_plans.1,
+    );
+
+    // 2. 1 MiB payloads: as `Payload`s (the row the target is checked on) and as
+    // plain `Vec<u8>`s, interleaved run by run.
+    let (size, count) = queue_bytes_row(bench);
+    let bytes_plans = (bench.plan(2, 20), bench.plan(2, 20));
+    let queues = BytesQueues::start(queue_capacity(size));
+    queues.prime(size, AS_PAYLOAD);
+    queues.prime(size, AS_VEC);
+    let what = format!("{count} × {}", fmt_size(size));
+    let labels = [format!("mproc Queue {what}"), "as Vec<u8>".to_string()];
+    let all = measure_interleaved(&[&labels[0], &labels[1]], bytes_plans.0, |i| {
+        queues.batch(size, count, if i == 0 { AS_PAYLOAD } else { AS_VEC })
+    });
+    let [mproc, vec] = <[Stats; 2]>::try_from(all).expect("two variants");
+    let capacity = queues.capacity;
+    queues.finish();
+    let (s, c) = (size.to_string(), count.to_string());
+    let cpython = bench.cpython(
+        &format!("CPython Queue {what}"),
+        SCRIPT,
+        &["--workload", "queue_bytes", "--size", &s, "--count", &c],
+        bytes_plans.1,
+    );
+    let bytes = QueuePoint { size, count, capacity, mproc, vec: Some(vec), cpython };
+
+    // 3. Scaling with the payload size: one child and queue per capacity (see
+    // `queue_capacity`), started when its first size comes.
+    let scaling_plans = (bench.capped_plan(2, 15), bench.capped_plan(1, 7));
+    let cpython_points = scaling_cpython(bench, "queue_scaling", "CPython Queue", sizes, counts, scaling_plans.1);
+    let mut queues: Option<BytesQueues> = None;
+    let mut scaling = Vec::new();
+    for (i, (&size, &count)) in sizes.iter().zip(counts).enumerate() {
+        let capacity = queue_capacity(size);
+        if queues.as_ref().is_none_or(|q| q.capacity != capacity) {
+            if let Some(q) = queues.take() {
+                q.finish();
+            }
+            let q = BytesQueues::start(capacity);
+            // Primed with the largest size of this capacity.
+            let largest = sizes.iter().copied().filter(|&s| queue_capacity(s) == capacity).max().unwrap_or(size);
+            q.prime(largest, AS_PAYLOAD);
+            queues = Some(q);
+        }
+        let q = queues.as_ref().expect("started above");
+        let mproc = measure(&format!("mproc Queue {count} × {}", fmt_size(size)), scaling_plans.0, || {
+            q.batch(size, count, AS_PAYLOAD)
+        });
+        let cpython = cpython_points.as_ref().and_then(|p| p.get(i).cloned());
+        scaling.push(QueuePoint { size, count, capacity, mproc, vec: None, cpython });
+    }
+    if let Some(q) = queues {
+        q.finish();
+    }
+
+    QueueResults { small_n, small, small_cpython, small_plans, bytes, bytes_plans, scaling, scaling_plans }
+}
+
+// ---------------------------------------------------------------------------
 // The workloads.
 
 /// Sizes of the plain-throughput rows: (payload, messages per run).
@@ -449,8 +723,18 @@ impl BytesPoint {
 }
 
 pub fn run(bench: &Bench) -> Section {
-    eprintln!("pipes");
     let sizes = scaling_sizes(bench);
+    let counts: Vec<usize> = sizes.iter().map(|&s| scaling_count(bench, s)).collect();
+    eprintln!("pipes");
+    let pipes = measure_pipes(bench, &sizes, &counts);
+    eprintln!("queues");
+    let queues = measure_queues(bench, &sizes, &counts);
+    report(bench, &pipes, &queues)
+}
+
+/// The pipe workloads, with their floors and CPython's figures; `sizes` and
+/// `counts`: the scaling runs.
+fn measure_pipes(bench: &Bench, sizes: &[usize], counts: &[usize]) -> Results {
     let max_size = sizes.iter().copied().chain(bytes_rows(bench).map(|r| r.0)).max().unwrap_or(MIB);
 
     // Every child first, while this process is small; the floor's child gets its
@@ -501,11 +785,10 @@ pub fn run(bench: &Bench) -> Section {
 
     // 4. Scaling with the payload size.
     let scaling_plans = (bench.capped_plan(2, 15), bench.capped_plan(1, 7));
-    let counts: Vec<usize> = sizes.iter().map(|&s| scaling_count(bench, s)).collect();
-    let cpython_points = scaling_cpython(bench, &sizes, &counts, scaling_plans.1);
+    let cpython_points = scaling_cpython(bench, "scaling", "CPython send_bytes", sizes, counts, scaling_plans.1);
     let scaling = sizes
         .iter()
-        .zip(&counts)
+        .zip(counts)
         .enumerate()
         .map(|(i, (&size, &count))| {
             let theirs = cpython_points.as_ref().and_then(|p| p.get(i).cloned());
@@ -515,7 +798,7 @@ pub fn run(bench: &Bench) -> Section {
     bytes_child.finish();
     drop(raw_stream);
 
-    let results = Results {
+    Results {
         small_n,
         small: small.try_into().expect("two variants"),
         small_cpython,
@@ -527,8 +810,7 @@ pub fn run(bench: &Bench) -> Section {
         bytes_plans,
         scaling,
         scaling_plans,
-    };
-    report(bench, &results)
+    }
 }
 
 /// Floor, `recv_bytes` and `recv_bytes_into`, interleaved run by run, at one size;
@@ -560,12 +842,20 @@ fn bytes_point(
     BytesPoint { size, count, floor, recv_bytes, recv_into, cpython }
 }
 
-/// CPython's scaling run: every size in one script run (one child throughout).
-fn scaling_cpython(bench: &Bench, sizes: &[usize], counts: &[usize], plan: Plan) -> Option<Vec<Stats>> {
+/// CPython's scaling run (`workload`: `scaling` for the pipe, `queue_scaling`):
+/// every size in one script run (one child throughout).
+fn scaling_cpython(
+    bench: &Bench,
+    workload: &str,
+    what: &str,
+    sizes: &[usize],
+    counts: &[usize],
+    plan: Plan,
+) -> Option<Vec<Stats>> {
     let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     let (sizes_arg, counts_arg) = (join(sizes), join(counts));
-    let args = ["--workload", "scaling", "--sizes", &sizes_arg, "--counts", &counts_arg];
-    let label = format!("CPython send_bytes, {} sizes", sizes.len());
+    let args = ["--workload", workload, "--sizes", &sizes_arg, "--counts", &counts_arg];
+    let label = format!("{what}, {} sizes", sizes.len());
     let value = bench.cpython_json(&label, SCRIPT, &args, plan)?;
     let points: Option<Vec<Stats>> =
         value.get("points").and_then(|p| p.as_array()).and_then(|p| p.iter().map(|p| samples(p, "samples")).collect());
@@ -584,9 +874,10 @@ fn scaling_cpython(bench: &Bench, sizes: &[usize], counts: &[usize], plan: Plan)
 // ---------------------------------------------------------------------------
 // The report.
 
-fn report(bench: &Bench, r: &Results) -> Section {
+fn report(bench: &Bench, r: &Results, q: &QueueResults) -> Section {
     let cp = bench.cpython_name();
-    let mut section = Section::new("Pipes");
+    let mut section = Section::new("Pipes and queues");
+    section.text("### Pipes");
     let [floor_small, mproc_small] = &r.small;
     let [floor_ping, mproc_ping] = &r.ping;
     let runs = |p: &(Plan, Plan)| format!("{} / {}", p.0.iters, p.1.iters);
@@ -720,11 +1011,165 @@ fn report(bench: &Bench, r: &Results) -> Section {
     }
     section.table(table);
     section.text(
-        "× faster and mproc ÷ floor are for `recv_bytes`. \
-         ![Pipe throughput against payload size](ipc_scaling.svg)",
+        "× faster and mproc ÷ floor are for `recv_bytes`. The plot, with the queues' figures, follows the \
+         Queues tables.",
     );
-    section.attach("ipc_scaling.svg", scaling_svg(&r.scaling, &cp));
+
+    report_queues(&mut section, &cp, r, q);
+    section.text("![Pipe and Queue throughput against payload size](ipc_scaling.svg)");
+    section.attach("ipc_scaling.svg", scaling_svg(&r.scaling, &q.scaling, &cp));
     section
+}
+
+/// The Queues part of the section; `p`: the pipe figures it refers to.
+fn report_queues(section: &mut Section, cp: &str, p: &Results, q: &QueueResults) {
+    let runs = |p: &(Plan, Plan)| format!("{} / {}", p.0.iters, p.1.iters);
+    let ratio = |theirs: &Option<Stats>, ours: &Stats| theirs.as_ref().map(|t| t.median / ours.median);
+    let b = &q.bytes;
+    section.text("### Queues");
+    section.text(format!(
+        "`mproc::Queue` against CPython's `multiprocessing.Queue()` (`benches/{SCRIPT}`, fork), child → parent; \
+         what is measured is described under the table."
+    ));
+    let header = ["workload", "mproc", cp, "× faster", "target", "met", "runs (mproc / CPython)"];
+    let mut table = Table::new(&header);
+    let n = q.small_n as f64;
+    let [x, target, met] =
+        section.check("Queue small ints vs CPython", ratio(&q.small_cpython, &q.small), Target::AtLeast(10.0));
+    table.row(vec![
+        format!("Queue, small ints, child → parent ({} per run)", fmt_int(q.small_n)),
+        rate(&q.small, n, "msg/s"),
+        q.small_cpython.as_ref().map(|s| rate(s, n, "msg/s")).unwrap_or_else(|| "not measured".into()),
+        x,
+        target,
+        met,
+        runs(&q.small_plans),
+    ]);
+    let [x, target, met] = section.check(
+        format!("Queue {} bytes payloads vs CPython", fmt_size(b.size)),
+        ratio(&b.cpython, &b.mproc),
+        Target::AtLeast(5.0),
+    );
+    table.row(vec![
+        format!("Queue, {} bytes payloads, child → parent ({} per run)", fmt_size(b.size), b.count),
+        rate(&b.mproc, b.bytes(), "B/s"),
+        b.cpython.as_ref().map(|s| rate(s, b.bytes(), "B/s")).unwrap_or_else(|| "not measured".into()),
+        x,
+        target,
+        met,
+        runs(&q.bytes_plans),
+    ]);
+    section.table(table);
+    section.text(format!(
+        "Each side has one child, started before the timing: the producer. It gets the queue as an argument \
+         (mproc: a `#[mproc::task]` given a clone of the `Queue`; CPython: `Process(args=…)`) and a duplex pipe \
+         for commands; the queue carries only the items. A run: this process (the consumer) sends a command \
+         over the pipe (n; or size and count), the child puts the items, this process takes them one by one \
+         with `get()` (no timeout); the time runs from the command to the last item taken, so it includes the \
+         command's trip (at most a pipe round trip, well under 1 % here). Small ints: the child puts 0..n \
+         (`q.put(i)` of a `u64`; Python: of an int), the parent checks their sum; a default queue (4 MiB ring). \
+         Bytes: the child puts `count` payloads of `size` bytes, the same payload each time: for mproc a \
+         `Payload` newtype defined in the bench, an `Arc<Vec<u8>>` whose `Serialize` is `serialize_bytes` (a \
+         length and one copy, as `serde_bytes` does; putting it again clones the `Arc`, not the bytes), for \
+         CPython the same `bytes` object; each `get()` returns a new value (mproc: a new `Vec<u8>` in the \
+         payload). The bytes queue has `capacity_bytes({cap})`, room for four {size} payloads, and its ring was \
+         sent round once before the timing so that no run pays for its first page faults. mproc's `put` \
+         encodes the item into a new buffer and copies that into the queue's shared memory under the queue's \
+         lock before it returns; `get` copies the item out under the lock into a new buffer and decodes it \
+         (for a payload, a copy into a third buffer). CPython's `put` hands the object to a feeder thread that \
+         pickles it and writes it to a pipe; `get` reads one message under a lock and unpickles it. \
+         Allocator state matters for the bytes rows: those buffers are allocated and freed per message, and \
+         both mproc processes (the child is a fork of this one) have glibc malloc's thresholds as the pipe \
+         rows above left them: after their 16 MiB buffers were freed, a freed 1 MiB buffer stays in the heap for \
+         the next message. In a process that has not freed a buffer that large, glibc gives the heap's top \
+         back to the kernel after each `get` (two buffers of the payload's size are freed) and every message \
+         page-faults its buffers in again: several times slower at 1 MiB. × faster is mproc's rate over \
+         CPython's.",
+        cap = fmt_size(b.capacity),
+        size = fmt_size(b.size),
+    ));
+
+    section.text(
+        "For reference, the queue rows beside other figures of this run (no targets). The raw socketpair floor \
+         and the pipe rows are from the Pipes tables above, measured earlier in the run, not interleaved with \
+         the queue's; the plain `Vec<u8>` row was interleaved run by run with the queue's `Payload` row, through \
+         a second queue of the same capacity in the same child. A `Vec<u8>` is a sequence to serde: the codec \
+         writes it one `u8` at a time on `put` and reads it back one element at a time on `get`, and the \
+         producer copies its payload into a new `Vec` for each `put` (put takes the value). The queue is shared \
+         memory, not a socket, so it may beat the socketpair. Queue ÷ other is the queue's time per message over \
+         the other's (below 1.00× = the queue is faster).",
+    );
+    let mut refs = Table::new(&["workload", "mproc Queue", "compared with", "its rate", "Queue ÷ other"]);
+    let [floor_small, pipe_small] = &p.small;
+    let per_msg = |s: &Stats, count: f64| s.median / count;
+    let pn = p.small_n as f64;
+    for (what, s) in [
+        (format!("raw socketpair floor, 8-byte messages ({} per run)", fmt_int(p.small_n)), floor_small),
+        (format!("mproc Pipe, small messages ({} per run)", fmt_int(p.small_n)), pipe_small),
+    ] {
+        refs.row(vec![
+            "small ints".into(),
+            rate(&q.small, n, "msg/s"),
+            what,
+            rate(s, pn, "msg/s"),
+            fmt_ratio(per_msg(&q.small, n) / per_msg(s, pn)),
+        ]);
+    }
+    if let Some(vec) = &b.vec {
+        refs.row(vec![
+            format!("{} payloads", fmt_size(b.size)),
+            rate(&b.mproc, b.bytes(), "B/s"),
+            "mproc Queue, the payload as a plain `Vec<u8>`".into(),
+            rate(vec, b.bytes(), "B/s"),
+            fmt_ratio(b.mproc.median / vec.median),
+        ]);
+    }
+    if let Some(pb) = p.bytes.iter().find(|pb| pb.size == b.size) {
+        for (what, s) in
+            [("mproc Pipe `send_bytes` / `recv_bytes`", &pb.recv_bytes), ("raw socketpair floor", &pb.floor)]
+        {
+            let theirs = pb.bytes();
+            refs.row(vec![
+                format!("{} payloads", fmt_size(b.size)),
+                rate(&b.mproc, b.bytes(), "B/s"),
+                format!("{what}, {} × {}", pb.count, fmt_size(pb.size)),
+                rate(s, theirs, "B/s"),
+                fmt_ratio(per_msg(&b.mproc, b.count as f64) / per_msg(s, pb.count as f64)),
+            ]);
+        }
+    }
+    section.table(refs);
+
+    section.text(format!(
+        "Scaling: the bytes workload at every payload size of the pipe's scaling table, with the same messages \
+         per run; one child and queue per ring size (room for four payloads, at least the default 4 MiB), its \
+         ring sent round once before the first timed run. The mproc Pipe column repeats the pipe's `recv_bytes` \
+         figure from the table above. Runs per size (mproc / CPython): {}.",
+        runs(&q.scaling_plans)
+    ));
+    let mut table = Table::new(&[
+        "payload",
+        "messages / run",
+        "queue ring",
+        "mproc Queue",
+        &format!("{cp} Queue"),
+        "× faster",
+        "mproc Pipe `recv_bytes`",
+    ]);
+    for qp in &q.scaling {
+        let bytes = qp.bytes();
+        let pipe = p.scaling.iter().find(|pp| pp.size == qp.size && pp.count == qp.count);
+        table.row(vec![
+            fmt_size(qp.size),
+            fmt_int(qp.count as u64),
+            fmt_size(qp.capacity),
+            rate(&qp.mproc, bytes, "B/s"),
+            qp.cpython.as_ref().map(|s| rate(s, bytes, "B/s")).unwrap_or_else(|| "not measured".into()),
+            qp.cpython.as_ref().map(|t| fmt_ratio(t.median / qp.mproc.median)).unwrap_or_else(|| "—".into()),
+            pipe.map(|pp| rate(&pp.recv_bytes, bytes, "B/s")).unwrap_or_else(|| "—".into()),
+        ]);
+    }
+    section.table(table);
 }
 
 /// "1.23 GB/s (1.10–1.30)": `per_run` units per run at the median, p90 and p10
@@ -752,16 +1197,22 @@ fn fmt_size(bytes: usize) -> String {
 }
 
 /// A log-log plot of throughput (payload bytes per second) against payload size,
-/// one line per runner, as SVG.
-fn scaling_svg(points: &[BytesPoint], cpython: &str) -> String {
+/// one line per runner (pipes, then queues), as SVG.
+fn scaling_svg(points: &[BytesPoint], queues: &[QueuePoint], cpython: &str) -> String {
     let line = |name: &str, color, dashed, f: fn(&BytesPoint) -> Option<&Stats>| Series {
         name: name.into(),
         color,
         dashed,
         points: points.iter().filter_map(|p| Some((p.size as f64, p.bytes() / f(p)?.median))).collect(),
     };
+    let queue_line = |name: String, color, f: fn(&QueuePoint) -> Option<&Stats>| Series {
+        name,
+        color,
+        dashed: false,
+        points: queues.iter().filter_map(|p| Some((p.size as f64, p.bytes() / f(p)?.median))).collect(),
+    };
     LogLogChart {
-        title: "Pipe throughput, child → parent, against payload size".into(),
+        title: "Pipe and Queue throughput, child → parent, against payload size".into(),
         x_label: "payload per message".into(),
         y_label: "payload bytes per second".into(),
         x_ticks: XTicks::AtPoints,
@@ -770,8 +1221,10 @@ fn scaling_svg(points: &[BytesPoint], cpython: &str) -> String {
         series: vec![
             line("mproc recv_bytes", "#1f77b4", false, |p| Some(&p.recv_bytes)),
             line("mproc recv_bytes_into", "#1f77b4", true, |p| Some(&p.recv_into)),
-            line(cpython, "#ff7f0e", false, |p| p.cpython.as_ref()),
+            line(&format!("{cpython} Pipe"), "#ff7f0e", false, |p| p.cpython.as_ref()),
             line("raw socketpair", "#7f7f7f", false, |p| Some(&p.floor)),
+            queue_line("mproc Queue".into(), "#2ca02c", |p| Some(&p.mproc)),
+            queue_line(format!("{cpython} Queue"), "#d62728", |p| p.cpython.as_ref()),
         ],
     }
     .to_svg()
