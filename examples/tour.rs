@@ -67,6 +67,32 @@ fn crash() -> u64 {
     0
 }
 
+/// Answers each number with its square until the other end is closed.
+#[mproc::task]
+fn echo_squares(conn: mproc::Connection<u64>) -> u32 {
+    let mut answered = 0;
+    while let Ok(n) = conn.recv() {
+        if conn.send(&(n * n)).is_err() {
+            break;
+        }
+        answered += 1;
+    }
+    answered
+}
+
+/// Squares jobs from one queue into another until the first is closed and empty.
+#[mproc::task]
+fn square_jobs(jobs: mproc::Queue<u64>, results: mproc::Queue<u64>) -> u64 {
+    let mut done = 0;
+    while let Ok(n) = jobs.get() {
+        if results.put(n * n).is_err() {
+            break;
+        }
+        done += 1;
+    }
+    done
+}
+
 #[mproc::task]
 fn nap(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
@@ -89,6 +115,7 @@ fn main() -> Result<(), Error> {
     forking_a_closure()?;
     children_and_cpus()?;
     pools()?;
+    pipes_and_queues()?;
     println!("\nEnd of the tour.");
     Ok(())
 }
@@ -295,6 +322,31 @@ fn pools() -> Result<(), Error> {
     }
     println!("and a 0.1 s nap on the same pool: {:?}", pool.apply(nap, (100,))?);
     pool.terminate()
+}
+
+/// `Pipe()` and `Queue()`: handles passed to tasks as arguments.
+fn pipes_and_queues() -> Result<(), Error> {
+    section("Pipes and queues  [Pipe(), Queue(), conn.recv() raising EOFError]");
+    let (here, there) = mproc::Pipe::<u64>::duplex()?;
+    let child = mproc::spawn!(echo_squares(there))?;
+    here.send(&12)?;
+    println!("sent 12 through a pipe, got back {}", here.recv()?);
+    drop(here);
+    println!("the child answered {} message(s) and saw the end of the stream", child.join()?);
+
+    let jobs = mproc::Queue::<u64>::new()?;
+    let results = mproc::Queue::<u64>::new()?;
+    let workers: Vec<_> =
+        (0..2).map(|_| mproc::spawn!(square_jobs(jobs.clone(), results.clone()))).collect::<Result<_, _>>()?;
+    for n in 1..=6 {
+        jobs.put(n)?;
+    }
+    jobs.close();
+    let done: u64 = workers.into_iter().map(|w| w.join()).sum::<Result<u64, Error>>()?;
+    let mut squares: Vec<u64> = (0..done).map(|_| results.get()).collect::<Result<_, _>>()?;
+    squares.sort();
+    println!("two workers took {done} jobs from one queue until it was closed: {squares:?}");
+    Ok(())
 }
 
 fn describe<T: std::fmt::Debug>(result: &Result<T, Error>) -> String {
