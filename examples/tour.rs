@@ -4,7 +4,8 @@
 //! Shows: starting tasks and getting their results, process names, the three
 //! start methods, how a panic, an `exit`, a crash and a timeout reach the
 //! parent, forking a closure, what a process knows about its children, and a
-//! pool of workers that survives a crash and a hung task. Every failure a child
+//! pool of workers that survives a crash and a hung task, and a pipe and a
+//! queue handed to children as arguments. Every failure a child
 //! meets arrives as a typed `mproc::Error`; the tour itself carries on to the
 //! end.
 //!
