@@ -38,9 +38,11 @@
 //! a missed wake-up (the count never falls below the sleepers).
 
 use std::cell::UnsafeCell;
+use std::fs::File;
 use std::io;
 use std::mem::offset_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
@@ -183,7 +185,8 @@ impl Plan {
 /// One process's mapping of a queue.
 #[derive(Debug)]
 pub(super) struct Segment {
-    fd: OwnedFd,
+    /// The memory file (a `File` for positioned reads and writes of spills).
+    fd: File,
     map: Mapping,
     /// The ring's capacity and the item limit (0: none), read once and checked
     /// when the segment was made or opened; never read from the memory again.
@@ -224,7 +227,7 @@ impl Segment {
         shm::set_len(fd.as_fd(), total)?;
         let map = Mapping::shared(fd.as_fd(), to_usize(total)?)?;
         let (_, identity) = shm::stat(fd.as_fd())?;
-        let seg = Segment { fd, map, capacity, maxsize, identity };
+        let seg = Segment { fd: File::from(fd), map, capacity, maxsize, identity };
         let h = seg.header();
         // SAFETY: the mapping is fresh and page-aligned, holds a whole header,
         // and no other process or thread can reach it yet.
@@ -240,6 +243,7 @@ impl Segment {
     /// Maps a queue whose memory file arrived from another process, after
     /// checking that it is one: its size, magic, version and capacity.
     pub(super) fn open(fd: OwnedFd) -> Result<Segment> {
+        let fd = File::from(fd);
         let not_a_queue = |what: String| {
             Error::Io(io::Error::new(io::ErrorKind::InvalidData, format!("the descriptor is not a queue: {what}")))
         };
@@ -248,7 +252,7 @@ impl Segment {
             return Err(not_a_queue(format!("its file holds {size} bytes, less than a queue header")));
         }
         let mut prefix = [0u8; 32];
-        shm::read_exact_at(fd.as_fd(), &mut prefix, 0)?;
+        fd.read_exact_at(&mut prefix, 0)?;
         let word = |at: usize| u64::from_le_bytes(prefix[at..at + 8].try_into().unwrap_or_default());
         let (magic, version) = (word(offset_of!(Header, magic)), word(offset_of!(Header, version)) as u32);
         let (capacity, maxsize) = (word(offset_of!(Header, capacity)), word(offset_of!(Header, maxsize)));
@@ -464,7 +468,7 @@ impl Segment {
                 let end = round_up(offset.saturating_add(len), GRANULE)
                     .filter(|end| self.spill_base().saturating_add(*end) <= shm::MAX_OFFSET)
                     .ok_or_else(|| Error::Io(io::Error::other("the queue's spill area is exhausted")))?;
-                if let Err(e) = shm::write_all_at(self.fd.as_fd(), bytes, self.spill_base() + offset) {
+                if let Err(e) = self.fd.write_all_at(bytes, self.spill_base() + offset) {
                     // Give back whatever part was written (out of memory, say).
                     let _ = shm::set_len(self.fd.as_fd(), self.spill_base() + offset);
                     return Err(Error::Io(e));
@@ -570,7 +574,7 @@ impl Segment {
             Error::Io(io::Error::new(io::ErrorKind::OutOfMemory, format!("no memory for a message of {len} bytes")))
         })?;
         bytes.resize(len as usize, 0);
-        shm::read_exact_at(self.fd.as_fd(), &mut bytes, at)?;
+        self.fd.read_exact_at(&mut bytes, at)?;
         new.spill_bytes -= len;
         if new.spill_bytes == 0 {
             new.spill_next = 0;

@@ -45,56 +45,6 @@ pub(crate) fn stat(fd: BorrowedFd<'_>) -> io::Result<(u64, (u64, u64))> {
     Ok((st.st_size.max(0) as u64, (st.st_dev as u64, st.st_ino as u64)))
 }
 
-/// Reads exactly `buf.len()` bytes at `offset`; a file too short is `UnexpectedEof`.
-pub(crate) fn read_exact_at(fd: BorrowedFd<'_>, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        if offset > MAX_OFFSET {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "offset out of range"));
-        }
-        // SAFETY: `buf` is a valid, writable buffer of the given length.
-        let r = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset as libc::off_t) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if r == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the memory file ends early"));
-        }
-        let n = r as usize;
-        buf = &mut buf[n..];
-        offset += n as u64;
-    }
-    Ok(())
-}
-
-/// Writes all of `bytes` at `offset`, growing the file if needed.
-pub(crate) fn write_all_at(fd: BorrowedFd<'_>, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
-    while !bytes.is_empty() {
-        if offset.saturating_add(bytes.len() as u64) > MAX_OFFSET {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "offset out of range"));
-        }
-        // SAFETY: `bytes` is a valid buffer of the given length.
-        let r = unsafe { libc::pwrite(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), offset as libc::off_t) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if r == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "the memory file took no bytes"));
-        }
-        let n = r as usize;
-        bytes = &bytes[n..];
-        offset += n as u64;
-    }
-    Ok(())
-}
-
 /// Frees the pages of `[offset, offset + len)` (they read as zeros again),
 /// keeping the file's size.
 pub(crate) fn punch_hole(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
@@ -184,7 +134,9 @@ impl Drop for Mapping {
 #[cfg(test)]
 mod test {
     use super::*;
+    use std::fs::File;
     use std::os::fd::AsFd;
+    use std::os::unix::fs::FileExt;
 
     #[test]
     fn a_memfd_is_mapped_shared_and_read_back_with_pread() {
@@ -198,7 +150,7 @@ mod test {
             assert_eq!(*b.ptr().add(5000), 42);
         }
         let mut byte = [0u8];
-        read_exact_at(fd.as_fd(), &mut byte, 5000).unwrap();
+        File::from(fd).read_exact_at(&mut byte, 5000).unwrap();
         assert_eq!(byte[0], 42);
     }
 
@@ -212,12 +164,13 @@ mod test {
     #[test]
     fn writes_past_the_end_grow_the_file_and_holes_read_as_zeros() {
         let fd = memfd(c"test").unwrap();
-        write_all_at(fd.as_fd(), &[7u8; 10_000], 4096).unwrap();
+        let file = File::from(fd.try_clone().unwrap());
+        file.write_all_at(&[7u8; 10_000], 4096).unwrap();
         assert_eq!(stat(fd.as_fd()).unwrap().0, 14_096);
         punch_hole(fd.as_fd(), 4096, 8192).unwrap();
         let mut buf = [1u8; 4];
-        read_exact_at(fd.as_fd(), &mut buf, 5000).unwrap();
+        file.read_exact_at(&mut buf, 5000).unwrap();
         assert_eq!(buf, [0; 4]);
-        assert!(read_exact_at(fd.as_fd(), &mut buf, 14_094).is_err());
+        assert!(file.read_exact_at(&mut buf, 14_094).is_err());
     }
 }
