@@ -48,6 +48,21 @@ use crate::error::{Error, Result};
 /// - **Blocking.** A send blocks while the other end's socket buffer is full, so two
 ///   processes that both send large messages before either receives can deadlock,
 ///   as in Python.
+///
+/// ```
+/// use std::time::Duration;
+/// use mproc::{Error, Pipe};
+///
+/// let (a, b) = Pipe::<String>::duplex()?;
+/// a.send(&"hello".to_string())?;
+/// a.send_bytes(b"raw")?;
+/// assert!(b.poll(Some(Duration::from_secs(5)))?);
+/// assert_eq!(b.recv()?, "hello");
+/// assert_eq!(b.recv_bytes()?, b"raw");
+/// drop(a);
+/// assert!(matches!(b.recv(), Err(Error::Eof)));
+/// # Ok::<(), mproc::Error>(())
+/// ```
 pub struct Connection<T> {
     chan: Channel,
     _type: PhantomData<fn(T) -> T>,
