@@ -112,14 +112,16 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd,
     })
 }
 
-/// Whether two descriptors refer to the same open file description's file
-/// (same device and inode: two ends of one socket pair differ).
+/// Whether two descriptors refer to the same file (same device and inode: two
+/// ends of one socket pair differ). Files with no type of their own (eventfds,
+/// epoll instances: "anonymous inodes") all share one inode, so two of them are
+/// never taken for the same.
 fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
     if a.as_raw_fd() == b.as_raw_fd() {
         return true;
     }
     match (nix::sys::stat::fstat(a), nix::sys::stat::fstat(b)) {
-        (Ok(x), Ok(y)) => x.st_dev == y.st_dev && x.st_ino == y.st_ino,
+        (Ok(x), Ok(y)) => x.st_mode & libc::S_IFMT != 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino,
         _ => false,
     }
 }
@@ -166,6 +168,20 @@ pub(crate) fn drop_inherited() {
 mod test {
     use super::*;
     use crate::sys::sock::{Kind, pair};
+
+    #[test]
+    fn two_eventfds_are_never_taken_for_the_same_file() {
+        let open = || {
+            // SAFETY: no memory arguments; the result is checked and owned once.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+            assert!(fd >= 0);
+            // SAFETY: a descriptor just opened, owned by nothing else.
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+        };
+        let (a, b) = (open(), open());
+        assert!(!same_file(a.as_fd(), b.as_fd()));
+        assert!(same_file(a.as_fd(), a.as_fd()));
+    }
 
     /// A minimal handle: just a descriptor.
     struct Holder(OwnedFd);

@@ -8,7 +8,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,8 +68,21 @@ fn largest_allocation_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
 }
 
 /// A second handle on `conn`'s socket, to write bytes that are not well-formed frames.
-fn raw_writer<T>(conn: &Connection<T>) -> std::fs::File {
-    std::fs::File::from(conn.as_fd().try_clone_to_owned().unwrap())
+/// Writes bytes into a connection's stream as they are, bypassing the framing.
+struct RawWriter<'a, T>(&'a Connection<T>);
+
+impl<T> Write for RawWriter<'_, T> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.__write_raw(buf).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn raw_writer<T>(conn: &Connection<T>) -> RawWriter<'_, T> {
+    RawWriter(conn)
 }
 
 fn header(len: u64) -> [u8; 8] {
@@ -191,6 +203,44 @@ fn a_16_mib_message_crosses_processes_intact_both_ways() {
     assert_eq!(back.len(), LEN);
     assert!(back == pattern(LEN, 2), "the message came back altered");
     assert!(p.join().unwrap(), "the child received an altered message");
+}
+
+/// Two processes sending on copies of one end, with messages larger than a
+/// quarter of the pipe's ring (so each goes in several pieces): none interleave.
+#[mproc::test]
+fn messages_sent_from_two_processes_on_one_end_never_interleave() {
+    const EACH: u32 = 40;
+    const LEN: usize = 300 << 10;
+    let (a, b) = Pipe::<()>::duplex().unwrap();
+    let a = Arc::new(a);
+    let senders: Vec<_> = (1..=2u8)
+        .map(|t| {
+            let a = Arc::clone(&a);
+            mproc::fork(move || {
+                for i in 0..EACH {
+                    let mut m = vec![t; LEN + i as usize];
+                    m[1..5].copy_from_slice(&i.to_le_bytes());
+                    a.send_bytes(&m).unwrap();
+                }
+            })
+            .unwrap()
+        })
+        .collect();
+    drop(a);
+    let mut next = [0u32; 3];
+    for _ in 0..2 * EACH {
+        let m = b.recv_bytes().unwrap();
+        let (t, i) = (m[0], u32::from_le_bytes(m[1..5].try_into().unwrap()));
+        assert!(t == 1 || t == 2, "a message starting with {t}");
+        assert_eq!(i, next[t as usize], "messages of one process out of order");
+        assert_eq!(m.len(), LEN + i as usize);
+        assert!(m[5..].iter().all(|&x| x == t), "message {i} of process {t} holds another's bytes");
+        next[t as usize] += 1;
+    }
+    for p in senders {
+        p.join().unwrap();
+    }
+    assert!(matches!(b.recv_bytes(), Err(Error::Eof)));
 }
 
 #[test]
@@ -322,6 +372,31 @@ fn a_peer_killed_in_the_middle_of_a_message_is_an_error_not_a_hang() {
     assert!(matches!(parent.recv(), Err(Error::Eof)));
 }
 
+/// A sender killed halfway through a message, while another process holds a copy
+/// of its end: the stream cannot go on, and both sides are told so.
+#[mproc::test]
+fn a_sender_killed_mid_message_while_another_process_holds_its_end_breaks_the_stream() {
+    let (a, b) = Pipe::<()>::duplex().unwrap();
+    let (started_rx, started_tx) = Pipe::<()>::simplex().unwrap();
+    let a = Arc::new(a);
+    let a2 = Arc::clone(&a);
+    let p = mproc::fork(move || {
+        started_tx.send(&()).unwrap();
+        // Far more than the ring holds: blocks halfway, holding the ring's lock.
+        a2.send_bytes(&vec![7u8; 16 << 20]).unwrap();
+    })
+    .unwrap();
+    started_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    p.kill().unwrap();
+    assert!(matches!(p.join(), Err(Error::Killed { signal: 9, .. })));
+    let sent = a.send_bytes(b"after");
+    assert_eq!(io_kind(&sent.unwrap_err()), Some(ErrorKind::BrokenPipe));
+    let err = b.recv_bytes_timeout(Duration::from_secs(60)).unwrap_err();
+    assert_eq!(io_kind(&err), Some(ErrorKind::UnexpectedEof), "{err}");
+    assert!(matches!(b.recv_bytes(), Err(Error::Eof)));
+}
+
 // ---- limits and corrupt input ---------------------------------------------------------------
 
 #[test]
@@ -378,7 +453,6 @@ fn a_length_prefix_promising_more_than_arrives_costs_no_memory() {
     let mut raw = raw_writer(&a);
     raw.write_all(&header(512 << 20)).unwrap();
     raw.write_all(b"only this").unwrap();
-    drop(raw);
     drop(a);
     let (r, largest) = largest_allocation_during(|| b.recv_bytes());
     assert_eq!(io_kind(&r.unwrap_err()), Some(ErrorKind::UnexpectedEof));

@@ -47,11 +47,8 @@ fn echoes_bytes(conn: Connection<()>) {
 /// Writes the start of a frame that promises a megabyte, then dies.
 #[mproc::task]
 fn dies_mid_message(conn: Connection<()>) {
-    use std::io::Write;
-    use std::os::fd::AsFd;
-    let mut raw = std::fs::File::from(conn.as_fd().try_clone_to_owned().unwrap());
-    raw.write_all(&(1u64 << 20).to_le_bytes()).unwrap();
-    raw.write_all(b"only ten b").unwrap();
+    conn.__write_raw(&(1u64 << 20).to_le_bytes()).unwrap();
+    conn.__write_raw(b"only ten b").unwrap();
     std::process::abort();
 }
 

@@ -19,6 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::ring::{self, Link};
 use crate::error::{Error, Result};
 use crate::sys::fd;
 use crate::sys::frame::{FrameReader, Progress, write_frame};
@@ -80,13 +81,17 @@ impl Inbox {
         self.ready.is_some() || self.end.is_some()
     }
 
-    /// Reads what the socket has without blocking, until a whole message is held,
+    /// Reads what the stream has without blocking, until a whole message is held,
     /// the stream ends, or nothing more is there.
-    fn advance(&mut self, fd: BorrowedFd<'_>) {
+    fn advance(&mut self, transport: &Transport) {
         if self.settled() {
             return;
         }
-        match self.frames.read_some(fd) {
+        let progress = match transport {
+            Transport::Socket(fd) => self.frames.read_some(fd.as_fd()),
+            Transport::Ring(link) => self.frames.read_from(&mut link.source()),
+        };
+        match progress {
             Ok(Progress::Frame(frame)) => self.ready = Some(frame),
             Ok(Progress::Pending) => {}
             Ok(Progress::Eof) => self.end = Some(End::Eof),
@@ -108,14 +113,14 @@ impl Inbox {
     /// thread asleep on the socket, this reads what arrived (holding a whole message
     /// for the next receive); otherwise it only looks whether the socket has data,
     /// which the sleeping thread is about to take.
-    fn observe(&mut self, fd: BorrowedFd<'_>) -> bool {
+    fn observe(&mut self, transport: &Transport) -> bool {
         if self.sleepers == 0 {
-            self.advance(fd);
+            self.advance(transport);
         }
         if self.settled() {
             return true;
         }
-        self.sleepers > 0 && readable_now(fd)
+        self.sleepers > 0 && transport.input_now()
     }
 
     /// Makes a new maximum effective once no message is half-read.
@@ -156,10 +161,36 @@ impl Inbox {
     }
 }
 
+/// What carries a channel's bytes.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    /// A stream socket (Unix or TCP), written and read directly.
+    Socket(OwnedFd),
+    /// Rings in shared memory (a [`Pipe`](super::Pipe)'s ends), with a socket pair
+    /// to learn that the other end is gone.
+    Ring(Link),
+}
+
+impl Transport {
+    /// Whether a receive may find something without waiting (bytes, or an end).
+    fn input_now(&self) -> bool {
+        match self {
+            Transport::Socket(fd) => readable_now(fd.as_fd()),
+            Transport::Ring(link) => link.input_now(),
+        }
+    }
+}
+
+/// A channel's descriptors on their way to another process.
+pub(crate) enum Endpoint<'a> {
+    Socket(BorrowedFd<'a>),
+    Ring(ring::Parts<'a>),
+}
+
 /// One end of a message stream.
 #[derive(Debug)]
 pub(crate) struct Channel {
-    fd: OwnedFd,
+    transport: Transport,
     direction: Direction,
     inbox: Mutex<Inbox>,
     /// Held for the whole of each frame written.
@@ -171,7 +202,16 @@ impl Channel {
     pub(crate) fn new(fd: OwnedFd, direction: Direction, max: u64) -> Result<Channel> {
         fd::set_nonblocking(fd.as_raw_fd(), true)?;
         crate::handle::track(fd.as_raw_fd());
-        Ok(Channel { fd, direction, inbox: Mutex::new(Inbox::new(max)), outbox: Mutex::new(()) })
+        Ok(Channel::over(Transport::Socket(fd), direction, max))
+    }
+
+    /// An end of a shared-memory pipe.
+    pub(crate) fn ring(link: Link, direction: Direction, max: u64) -> Channel {
+        Channel::over(Transport::Ring(link), direction, max)
+    }
+
+    fn over(transport: Transport, direction: Direction, max: u64) -> Channel {
+        Channel { transport, direction, inbox: Mutex::new(Inbox::new(max)), outbox: Mutex::new(()) }
     }
 
     pub(crate) fn direction(&self) -> Direction {
@@ -182,7 +222,7 @@ impl Channel {
     /// and maximum, and the part of the stream already read here and not handed
     /// out (a message held for the next receive, bytes read ahead), which the new
     /// end reads first. Refused once the stream has ended or broken here.
-    pub(crate) fn transferable(&self) -> std::result::Result<(BorrowedFd<'_>, Direction, u64, Vec<u8>), String> {
+    pub(crate) fn transferable(&self) -> std::result::Result<(Endpoint<'_>, Direction, u64, Vec<u8>), String> {
         let inbox = self.inbox();
         if inbox.end.is_some() {
             return Err("a connection whose stream has ended (or broken) cannot be passed to another process".into());
@@ -193,13 +233,21 @@ impl Channel {
             unread.extend_from_slice(frame);
         }
         unread.extend_from_slice(&inbox.frames.unread());
-        Ok((self.fd.as_fd(), self.direction, inbox.max, unread))
+        let endpoint = match &self.transport {
+            Transport::Socket(fd) => Endpoint::Socket(fd.as_fd()),
+            Transport::Ring(link) => Endpoint::Ring(link.parts()),
+        };
+        Ok((endpoint, self.direction, inbox.max, unread))
     }
 
-    /// [`new`](Self::new), for an end taken over from another process: `unread`
-    /// is what that process had read off the stream and not handed out.
-    pub(crate) fn with_unread(fd: OwnedFd, direction: Direction, max: u64, unread: &[u8]) -> Result<Channel> {
-        let chan = Channel::new(fd, direction, max)?;
+    /// [`new`](Self::new) or [`ring`](Self::ring), for an end taken over from
+    /// another process: `unread` is what that process had read off the stream and
+    /// not handed out.
+    pub(crate) fn with_unread(transport: Transport, direction: Direction, max: u64, unread: &[u8]) -> Result<Channel> {
+        let chan = match transport {
+            Transport::Socket(fd) => Channel::new(fd, direction, max)?,
+            ring @ Transport::Ring(_) => Channel::over(ring, direction, max),
+        };
         chan.inbox().frames.preload(unread);
         Ok(chan)
     }
@@ -252,7 +300,11 @@ impl Channel {
     pub(crate) fn send(&self, payload: &[u8], deadline: Option<Instant>) -> Result<()> {
         self.check_can_send("send")?;
         let _frame = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-        write_frame(self.fd.as_fd(), payload, deadline).map_err(|e| match e.raw_os_error() {
+        let written = match &self.transport {
+            Transport::Socket(fd) => write_frame(fd.as_fd(), payload, deadline),
+            Transport::Ring(link) => link.send(&[&(payload.len() as u64).to_le_bytes(), payload], deadline),
+        };
+        written.map_err(|e| match e.raw_os_error() {
             Some(libc::EPIPE) | Some(libc::ECONNRESET) => Error::Eof,
             _ if e.kind() == io::ErrorKind::TimedOut => Error::Timeout,
             _ => Error::Io(e),
@@ -269,8 +321,11 @@ impl Channel {
         loop {
             {
                 let mut inbox = self.inbox();
-                inbox.advance(self.fd.as_fd());
+                inbox.advance(&self.transport);
                 if let Some(answer) = step(&mut inbox) {
+                    if let (Ok(_), Transport::Ring(link)) = (&answer, &self.transport) {
+                        link.disarm();
+                    }
                     return answer;
                 }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -286,9 +341,12 @@ impl Channel {
     /// another thread may take what arrives first; then the caller finds nothing
     /// and sleeps again. The caller counted itself in `sleepers` under the lock.
     fn sleep(&self, deadline: Option<Instant>) -> Result<()> {
-        let polled = fd::poll(&[self.fd.as_fd()], deadline);
+        let slept = match &self.transport {
+            Transport::Socket(fd) => fd::poll(&[fd.as_fd()], deadline).map(drop),
+            Transport::Ring(link) => link.sleep_for_input(deadline),
+        };
         self.inbox().sleepers -= 1;
-        polled?;
+        slept?;
         Ok(())
     }
 
@@ -329,7 +387,7 @@ impl Channel {
         loop {
             {
                 let mut inbox = self.inbox();
-                if inbox.observe(self.fd.as_fd()) {
+                if inbox.observe(&self.transport) {
                     return Ok(true);
                 }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -345,23 +403,58 @@ impl Channel {
     /// what is there without blocking. A send-only end counts as ready when its
     /// socket is readable, which for a simplex sender means the receiver closed.
     pub(crate) fn ready_now(&self) -> bool {
-        if self.direction == Direction::Send {
-            return readable_now(self.fd.as_fd());
+        match (&self.transport, self.direction) {
+            (Transport::Socket(fd), Direction::Send) => readable_now(fd.as_fd()),
+            (Transport::Ring(link), Direction::Send) => link.peer_closed(),
+            (Transport::Socket(_), _) => self.inbox().observe(&self.transport),
+            (Transport::Ring(link), _) => {
+                // `wait` sleeps on the doorbell uncounted: senders ring it while armed.
+                // A doorbell that rang for nothing is cleared here, as `Waitable`
+                // requires, after which the ring is looked at once more.
+                link.arm();
+                let mut inbox = self.inbox();
+                if inbox.observe(&self.transport) {
+                    return true;
+                }
+                link.drain();
+                inbox.observe(&self.transport)
+            }
         }
-        self.inbox().observe(self.fd.as_fd())
+    }
+
+    /// Writes `bytes` into the stream as they are, with no frame around them: for
+    /// tests that feed a receiver corrupt or partial frames.
+    pub(crate) fn write_raw(&self, bytes: &[u8]) -> Result<()> {
+        let _frame = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let written = match &self.transport {
+            Transport::Socket(fd) => {
+                let mut file = std::fs::File::from(fd.try_clone()?);
+                std::io::Write::write_all(&mut file, bytes)
+            }
+            Transport::Ring(link) => link.send(&[bytes], None),
+        };
+        written.map_err(Error::Io)
     }
 }
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        // Before the descriptor closes, so that its number is never tracked for a stranger.
-        crate::handle::untrack(self.fd.as_raw_fd());
+        // Before the descriptor closes, so that its number is never tracked for a
+        // stranger (a ring's link untracks its own).
+        if let Transport::Socket(fd) = &self.transport {
+            crate::handle::untrack(fd.as_raw_fd());
+        }
     }
 }
 
 impl AsFd for Channel {
+    /// The socket, or for a shared-memory pipe the descriptor that polls readable
+    /// when the end may have something to do.
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        match &self.transport {
+            Transport::Socket(fd) => fd.as_fd(),
+            Transport::Ring(link) => link.wait_fd(),
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::channel::{Channel, Direction, deadline_after};
+use super::channel::{Channel, Direction, Endpoint, Transport, deadline_after};
+use super::ring::Link;
 use super::wait::Waitable;
 use crate::codec;
 use crate::error::{Error, Result};
@@ -39,15 +40,15 @@ use crate::error::{Error, Result};
 /// - **Threads.** A `Connection` is `Send` and `Sync`. Messages sent from several
 ///   threads at once never interleave; several receiving threads each get whole
 ///   messages, none twice. [`poll`](Self::poll) and [`wait`](super::wait) read a
-///   message that has arrived off the socket and hold it for the next receive,
+///   message that has arrived and hold it for the next receive,
 ///   except while another thread is blocked receiving on the same connection: then
 ///   they only look whether data arrived, and leave it to that thread. A message
 ///   held that way (or kept by a refused [`recv_bytes_into`](Self::recv_bytes_into))
 ///   does not wake a `wait` already asleep on another thread: wait on a connection
 ///   from the thread that polls it.
-/// - **Blocking.** A send blocks while the other end's socket buffer is full, so two
-///   processes that both send large messages before either receives can deadlock,
-///   as in Python.
+/// - **Blocking.** A send blocks while the other end's buffer is full (a pipe's
+///   ring, a socket's buffer), so two processes that both send large messages
+///   before either receives can deadlock, as in Python.
 ///
 /// ```
 /// use std::time::Duration;
@@ -121,7 +122,7 @@ impl<T> Connection<T> {
     /// `Some(Duration::ZERO)` only looks.
     ///
     /// `true` means the next receive answers at once: a whole message is there
-    /// (it is read off the socket and held), or the other end is closed.
+    /// (it is read off the stream and held), or the other end is closed.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         self.chan.poll(timeout.and_then(deadline_after))
     }
@@ -198,15 +199,26 @@ fn decode<T: DeserializeOwned>(bytes: Vec<u8>) -> Result<T> {
 }
 
 /// A connection is a handle: it can be a task argument (`spawn!(worker(conn))`),
-/// under every start method. The child gets its own descriptor for the same
-/// socket, and whatever this end had already read off it and not handed out
+/// under every start method. The child gets its own descriptors for the same
+/// stream (a pipe's shared memory, doorbells and socket; a connection's socket),
+/// and whatever this end had already read off it and not handed out
 /// (a message `poll` held, messages read ahead), which it receives first.
 impl<T> Serialize for Connection<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::{Error as _, SerializeTuple};
-        let (fd, direction, max, unread) = self.chan.transferable().map_err(S::Error::custom)?;
+        let (endpoint, direction, max, unread) = self.chan.transferable().map_err(S::Error::custom)?;
+        let outgoing = match endpoint {
+            Endpoint::Socket(fd) => Outgoing::Socket(Descriptor(fd)),
+            Endpoint::Ring(p) => Outgoing::Ring {
+                file: Descriptor(p.file),
+                sock: Descriptor(p.sock),
+                bell: Descriptor(p.bell),
+                peer_bell: Descriptor(p.peer_bell),
+                end: p.end,
+            },
+        };
         let mut t = s.serialize_tuple(4)?;
-        t.serialize_element(&Descriptor(fd))?;
+        t.serialize_element(&outgoing)?;
         t.serialize_element(&direction)?;
         t.serialize_element(&max)?;
         t.serialize_element(&Unread(&unread))?;
@@ -217,9 +229,15 @@ impl<T> Serialize for Connection<T> {
 impl<'de, T> serde::Deserialize<'de> for Connection<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Connection<T>, D::Error> {
         use serde::de::Error as _;
-        let (Received(fd), direction, max, ReceivedBytes(unread)): (Received, Direction, u64, ReceivedBytes) =
+        let (incoming, direction, max, ReceivedBytes(unread)): (Incoming, Direction, u64, ReceivedBytes) =
             serde::Deserialize::deserialize(d)?;
-        let chan = Channel::with_unread(fd, direction, max, &unread).map_err(D::Error::custom)?;
+        let transport = match incoming {
+            Incoming::Socket(Received(fd)) => Transport::Socket(fd),
+            Incoming::Ring { file, sock, bell, peer_bell, end } => {
+                Transport::Ring(Link::open(file.0, sock.0, bell.0, peer_bell.0, end).map_err(D::Error::custom)?)
+            }
+        };
+        let chan = Channel::with_unread(transport, direction, max, &unread).map_err(D::Error::custom)?;
         Ok(Connection::from_channel(chan))
     }
 }
@@ -241,7 +259,21 @@ impl<'de> serde::Deserialize<'de> for ReceivedBytes {
     }
 }
 
-/// A connection's socket on its way out, as a handle.
+/// A connection's descriptors on their way out.
+#[derive(serde::Serialize)]
+enum Outgoing<'a> {
+    Socket(Descriptor<'a>),
+    Ring { file: Descriptor<'a>, sock: Descriptor<'a>, bell: Descriptor<'a>, peer_bell: Descriptor<'a>, end: u8 },
+}
+
+/// A connection's descriptors on their way in.
+#[derive(serde::Deserialize)]
+enum Incoming {
+    Socket(Received),
+    Ring { file: Received, sock: Received, bell: Received, peer_bell: Received, end: u8 },
+}
+
+/// A descriptor of a connection on its way out, as a handle.
 struct Descriptor<'a>(BorrowedFd<'a>);
 
 impl Serialize for Descriptor<'_> {
@@ -250,12 +282,21 @@ impl Serialize for Descriptor<'_> {
     }
 }
 
-/// A connection's socket on its way in.
+/// A descriptor of a connection on its way in.
 struct Received(std::os::fd::OwnedFd);
 
 impl<'de> serde::Deserialize<'de> for Received {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Received, D::Error> {
         crate::handle::deserialize_fd(d).map(Received)
+    }
+}
+
+impl<T> Connection<T> {
+    /// Writes `bytes` into the stream as they are, with no message framing: for
+    /// tests that feed a receiver corrupt or partial messages. Not a public API.
+    #[doc(hidden)]
+    pub fn __write_raw(&self, bytes: &[u8]) -> Result<()> {
+        self.chan.write_raw(bytes)
     }
 }
 
@@ -274,7 +315,11 @@ impl<T> Waitable for Connection<T> {
 }
 
 impl<T> AsFd for Connection<T> {
-    /// The socket, for use with your own `poll`/`epoll`. Reading or writing it
+    /// A descriptor for your own `poll`/`epoll`: the socket of a connection made
+    /// by a [`Listener`](super::Listener) or [`Client`](super::Client); for a
+    /// [`Pipe`](super::Pipe)'s end, one that polls readable when a message may have
+    /// arrived or the other end closed (call [`poll`](Self::poll) with a zero timeout
+    /// to know, as it may be a stale wake-up). Reading or writing it
     /// directly desynchronises the message stream.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.chan.as_fd()

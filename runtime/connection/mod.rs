@@ -9,8 +9,9 @@
 //!
 //! ## On the wire
 //!
-//! A connection is a stream socket carrying **frames**: an 8-byte little-endian
-//! length, then that many bytes. A typed message ([`Connection::send`]) is one
+//! A connection carries a stream of **frames** (through shared memory for a
+//! [`Pipe`], a socket otherwise): an 8-byte little-endian length, then that many
+//! bytes. A typed message ([`Connection::send`]) is one
 //! frame holding the value in the crate's codec; [`Connection::send_bytes`] sends
 //! the bytes as they are. The receiver checks each length against its maximum
 //! ([`Connection::set_max_message`], default [`DEFAULT_MAX_MESSAGE`], 1 GiB)
@@ -33,6 +34,7 @@ mod channel;
 mod conn;
 mod listener;
 mod pipe;
+mod ring;
 mod wait;
 
 pub use address::{Address, ToAddress};

@@ -4,14 +4,18 @@ use std::marker::PhantomData;
 
 use super::channel::{Channel, DEFAULT_MAX_MESSAGE, Direction};
 use super::conn::Connection;
+use super::ring::{Link, RING_BYTES};
 use crate::error::Result;
-use crate::sys::sock::{Kind, pair};
 
 /// Makes a pair of connected [`Connection`]s: Python's `multiprocessing.Pipe`.
 ///
 /// Both ends live in this process at first; a child made by [`fork`](crate::fork)
 /// inherits them, so move one end into the child's closure and keep the other.
-/// The ends are the two sides of a Unix stream socket pair (close-on-exec).
+/// The messages travel through shared memory: a ring of 1 MiB per direction in
+/// a memory file both ends map, so a message costs two copies and, while the
+/// receiver keeps up, no system call. A socket pair beside the rings tells each
+/// end when the other is gone (closed in every process). All descriptors are
+/// close-on-exec.
 ///
 /// ```
 /// use mproc::Pipe;
@@ -50,9 +54,9 @@ impl<T> Pipe<T> {
     }
 
     fn make(first: Direction, second: Direction) -> Result<(Connection<T>, Connection<T>)> {
-        let (a, b) = pair(Kind::Stream)?;
-        let a = Channel::new(a, first, DEFAULT_MAX_MESSAGE)?;
-        let b = Channel::new(b, second, DEFAULT_MAX_MESSAGE)?;
+        let (a, b) = Link::pair(RING_BYTES)?;
+        let a = Channel::ring(a, first, DEFAULT_MAX_MESSAGE);
+        let b = Channel::ring(b, second, DEFAULT_MAX_MESSAGE);
         Ok((Connection::from_channel(a), Connection::from_channel(b)))
     }
 }

@@ -229,6 +229,14 @@ impl FrameReader {
     /// Reads what is available. On a blocking descriptor this returns only once a
     /// frame is complete or the stream ended.
     pub(crate) fn read_some(&mut self, fd: BorrowedFd<'_>) -> io::Result<Progress> {
+        let mut fds = self.fds.take();
+        let progress = self.read_from(&mut FdSource { fd, fds: &mut fds });
+        self.fds = fds;
+        progress
+    }
+
+    /// [`read_some`](Self::read_some) from any byte stream.
+    pub(crate) fn read_from(&mut self, source: &mut impl Source) -> io::Result<Progress> {
         loop {
             if let Some((body, len)) = &mut self.large {
                 let len = *len;
@@ -239,7 +247,7 @@ impl FrameReader {
                 }
                 // Grow with what arrives (doubling), never by the claimed length at once.
                 let want = (len - body.len()).min(body.len().max(1 << 20));
-                let n = match read_body(fd, body, want, &mut self.fds) {
+                let n = match source.append(body, want) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Pending),
                     Err(e) => return Err(e),
@@ -296,7 +304,7 @@ impl FrameReader {
             if self.end + ask > self.buf.len() {
                 self.buf.resize(self.end + ask, 0);
             }
-            let n = match read_into(fd, &mut self.buf[self.end..self.end + ask], &mut self.fds) {
+            let n = match source.read(&mut self.buf[self.end..self.end + ask]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Pending),
                 Err(e) => return Err(e),
@@ -312,49 +320,69 @@ impl FrameReader {
     }
 }
 
-/// Reads up to `want` more bytes onto the end of `body`.
-fn read_body(
-    fd: BorrowedFd<'_>,
-    body: &mut Vec<u8>,
-    want: usize,
-    fds: &mut Option<VecDeque<OwnedFd>>,
-) -> io::Result<usize> {
-    let old = body.len();
-    if fds.is_some() {
-        // Descriptors may come with these bytes: read through recvmsg.
-        body.resize(old + want, 0);
-        let r = read_into(fd, &mut body[old..], fds);
-        body.truncate(old + *r.as_ref().unwrap_or(&0));
-        return r;
-    }
-    // Straight into the spare capacity: a large frame is not zero-filled first.
-    body.reserve(want);
-    loop {
-        // SAFETY: `reserve` made room for `want` bytes after `old`; read(2) writes
-        // at most that many there and reports how many it wrote.
-        let r = unsafe { libc::read(fd.as_raw_fd(), body.as_mut_ptr().add(old).cast(), want) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        let n = r as usize;
-        // SAFETY: the kernel initialised these `n` bytes, within the capacity reserved above.
-        unsafe { body.set_len(old + n) };
-        return Ok(n);
+/// A byte stream frames are read from: a descriptor, or a pipe's ring in shared memory.
+pub(crate) trait Source {
+    /// Reads up to `buf.len()` bytes: `Ok(0)` at the end of the stream, an error
+    /// of kind `WouldBlock` when nothing is there now.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Reads up to `want` more bytes onto the end of `body`, as [`read`](Self::read).
+    fn append(&mut self, body: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+        append_by_read(self, body, want)
     }
 }
 
-/// One read into `buf`, collecting descriptors into `fds` when it is `Some`.
-fn read_into(fd: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Option<VecDeque<OwnedFd>>) -> io::Result<usize> {
-    match fds {
-        None => sock::read(fd, buf),
-        Some(queue) => {
-            let (n, got) = sock::recv_with_fds(fd, buf)?;
-            queue.extend(got);
-            Ok(n)
+/// [`Source::append`] through [`Source::read`], into zero-filled room.
+fn append_by_read(source: &mut (impl Source + ?Sized), body: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    let old = body.len();
+    body.resize(old + want, 0);
+    let r = source.read(&mut body[old..]);
+    body.truncate(old + *r.as_ref().unwrap_or(&0));
+    r
+}
+
+/// A descriptor as a [`Source`], collecting the descriptors that come with the
+/// bytes into `fds` when it is `Some`.
+struct FdSource<'a, 'fd> {
+    fd: BorrowedFd<'fd>,
+    fds: &'a mut Option<VecDeque<OwnedFd>>,
+}
+
+impl Source for FdSource<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.fds {
+            None => sock::read(self.fd, buf),
+            Some(queue) => {
+                let (n, got) = sock::recv_with_fds(self.fd, buf)?;
+                queue.extend(got);
+                Ok(n)
+            }
+        }
+    }
+
+    fn append(&mut self, body: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+        if self.fds.is_some() {
+            // Descriptors may come with these bytes: read through recvmsg.
+            return append_by_read(self, body, want);
+        }
+        // Straight into the spare capacity: a large frame is not zero-filled first.
+        let old = body.len();
+        body.reserve(want);
+        loop {
+            // SAFETY: `reserve` made room for `want` bytes after `old`; read(2) writes
+            // at most that many there and reports how many it wrote.
+            let r = unsafe { libc::read(self.fd.as_raw_fd(), body.as_mut_ptr().add(old).cast(), want) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let n = r as usize;
+            // SAFETY: the kernel initialised these `n` bytes, within the capacity reserved above.
+            unsafe { body.set_len(old + n) };
+            return Ok(n);
         }
     }
 }
