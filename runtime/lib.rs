@@ -40,6 +40,7 @@ mod handle;
 mod pool;
 mod process;
 mod queue;
+mod shared;
 mod start;
 mod sys;
 mod task;
@@ -80,6 +81,7 @@ pub use process::{
     Pid, Process, ProcessBuilder, ProcessInfo, active_children, cpu_count, current_process, fork, parent_process,
 };
 pub use queue::{JoinableQueue, Queue, QueueBuilder, SimpleQueue};
+pub use shared::{Array, ArrayGuard, AtomicPod, Pod, RawArray, RawValue, Value, ValueGuard};
 pub use start::{Context, StartMethod, set_start_method, start_method};
 pub use task::{MapFn, TaskFn, TaskValue};
 
