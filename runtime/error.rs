@@ -100,6 +100,9 @@ pub enum Error {
         /// What was wrong and what to do instead.
         what: String,
     },
+    /// A barrier is broken: a party timed out or died while waiting, or
+    /// `abort()` or `reset()` was called (Python's `BrokenBarrierError`).
+    BrokenBarrier,
     /// An operating-system error.
     Io(io::Error),
 }
@@ -133,6 +136,7 @@ impl Error {
             Error::Cancelled => Error::Cancelled,
             Error::ResultTaken => Error::ResultTaken,
             Error::Misuse { what } => Error::Misuse { what: what.clone() },
+            Error::BrokenBarrier => Error::BrokenBarrier,
             Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
         }
     }
@@ -187,6 +191,10 @@ impl fmt::Display for Error {
             Error::Cancelled => f.write_str("the task was cancelled"),
             Error::ResultTaken => f.write_str("the result was already taken by an earlier get_timeout"),
             Error::Misuse { what } => f.write_str(what),
+            Error::BrokenBarrier => f.write_str(
+                "the barrier is broken (a party timed out or died while waiting, or it was aborted or reset); call \
+                 reset() to use it again",
+            ),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

@@ -42,6 +42,7 @@ mod process;
 mod queue;
 mod shared;
 mod start;
+mod sync;
 mod sys;
 mod task;
 
@@ -83,6 +84,10 @@ pub use process::{
 pub use queue::{JoinableQueue, Queue, QueueBuilder, SimpleQueue};
 pub use shared::{Array, ArrayGuard, AtomicPod, Pod, RawArray, RawValue, Value, ValueGuard};
 pub use start::{Context, StartMethod, set_start_method, start_method};
+pub use sync::{
+    Barrier, BoundedSemaphore, Condition, Event, LIVENESS_PERIOD, Lock, LockGuard, RLock, RLockGuard, Semaphore,
+    SemaphoreGuard,
+};
 pub use task::{MapFn, TaskFn, TaskValue};
 
 /// Support for the code the macros generate. Not a public API.

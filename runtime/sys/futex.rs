@@ -73,6 +73,17 @@ pub(crate) enum Acquired {
 /// `pthread_mutex_t`, that no other thread or process uses until this returns,
 /// and that stays mapped while the mutex is used.
 pub(crate) unsafe fn mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
+    // SAFETY: as guaranteed by the caller.
+    unsafe { mutex_init_typed(m, libc::PTHREAD_MUTEX_NORMAL) }
+}
+
+/// [`mutex_init`] with a mutex type: `PTHREAD_MUTEX_NORMAL`,
+/// `PTHREAD_MUTEX_ERRORCHECK` (locking it again from its owner thread is
+/// `EDEADLK`) or `PTHREAD_MUTEX_RECURSIVE` (its owner may lock it again).
+///
+/// # Safety
+/// As for [`mutex_init`].
+pub(crate) unsafe fn mutex_init_typed(m: *mut libc::pthread_mutex_t, kind: libc::c_int) -> io::Result<()> {
     let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
     // SAFETY: `attr` is local storage, initialised by pthread_mutexattr_init
     // before any other use.
@@ -83,6 +94,10 @@ pub(crate) unsafe fn mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()>
     if set.is_ok() {
         // SAFETY: as above.
         set = check(unsafe { libc::pthread_mutexattr_setrobust(attr_ptr, libc::PTHREAD_MUTEX_ROBUST) });
+    }
+    if set.is_ok() {
+        // SAFETY: as above.
+        set = check(unsafe { libc::pthread_mutexattr_settype(attr_ptr, kind) });
     }
     if set.is_ok() {
         // SAFETY: `attr_ptr` is initialised; `m` is valid and unshared, as the
@@ -127,6 +142,88 @@ pub(crate) unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) {
     unsafe {
         libc::pthread_mutex_unlock(m);
     }
+}
+
+/// Locks the robust mutex at `m` if no one holds it: `None` if someone does.
+/// Errors as `pthread_mutex_trylock` reports them (`EDEADLK`: an error-checking
+/// mutex this thread already holds).
+///
+/// # Safety
+/// As for [`mutex_lock`].
+pub(crate) unsafe fn mutex_trylock(m: *mut libc::pthread_mutex_t) -> io::Result<Option<Acquired>> {
+    // SAFETY: guaranteed by the caller.
+    match unsafe { libc::pthread_mutex_trylock(m) } {
+        0 => Ok(Some(Acquired::Clean)),
+        libc::EOWNERDEAD => Ok(Some(Acquired::OwnerDied)),
+        libc::EBUSY => Ok(None),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+unsafe extern "C" {
+    /// glibc 2.30+: `pthread_mutex_timedlock` against a chosen clock.
+    fn pthread_mutex_clocklock(
+        m: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// Locks the robust mutex at `m`, waiting at most `timeout` (measured on the
+/// monotonic clock, so changes to the wall clock do not matter): `None` if the
+/// time ran out.
+///
+/// # Safety
+/// As for [`mutex_lock`].
+pub(crate) unsafe fn mutex_lock_timeout(
+    m: *mut libc::pthread_mutex_t,
+    timeout: Duration,
+) -> io::Result<Option<Acquired>> {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let nanos = now.tv_nsec as u64 + timeout.subsec_nanos() as u64;
+    let secs = (now.tv_sec as u64).saturating_add(timeout.as_secs()).saturating_add(nanos / 1_000_000_000);
+    let deadline = libc::timespec {
+        tv_sec: secs.min(i64::MAX as u64 / 2) as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: guaranteed by the caller; `deadline` outlives the call.
+    match unsafe { pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &deadline) } {
+        0 => Ok(Some(Acquired::Clean)),
+        libc::EOWNERDEAD => Ok(Some(Acquired::OwnerDied)),
+        libc::ETIMEDOUT => Ok(None),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Unlocks the robust mutex at `m`, reporting `EPERM` when the calling thread
+/// does not hold it (glibc checks the owner of a robust mutex), rather than
+/// assuming it does as [`mutex_unlock`] may.
+///
+/// # Safety
+/// `m` must point at a mutex initialised by [`mutex_init`], mapped for the
+/// duration of the call. The caller need not hold it.
+pub(crate) unsafe fn mutex_unlock_checked(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
+    // SAFETY: guaranteed by the caller; for a robust mutex glibc answers EPERM
+    // without touching it when this thread is not the owner.
+    check(unsafe { libc::pthread_mutex_unlock(m) })
+}
+
+/// The thread id recorded as the robust mutex's owner (0: unlocked). Kernel
+/// robust-futex ABI: the lock word holds the owner's TID in its low 30 bits,
+/// and glibc keeps that word first in `pthread_mutex_t` on every Linux target.
+///
+/// # Safety
+/// As for [`mutex_lock`].
+pub(crate) unsafe fn mutex_owner(m: *mut libc::pthread_mutex_t) -> u32 {
+    // SAFETY: the mutex starts with its 32-bit, 4-aligned lock word (glibc's
+    // `__data.__lock`); it is only read here, atomically, as glibc and the
+    // kernel update it atomically.
+    let word = unsafe { &*m.cast::<AtomicU32>() };
+    word.load(std::sync::atomic::Ordering::Relaxed) & 0x3fff_ffff // FUTEX_TID_MASK
 }
 
 fn check(r: libc::c_int) -> io::Result<()> {
