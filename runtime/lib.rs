@@ -41,6 +41,7 @@ mod pool;
 mod process;
 mod queue;
 mod shared;
+mod shared_memory;
 mod start;
 mod sync;
 mod sys;
@@ -83,6 +84,7 @@ pub use process::{
 };
 pub use queue::{JoinableQueue, Queue, QueueBuilder, SimpleQueue};
 pub use shared::{Array, ArrayGuard, AtomicPod, Pod, RawArray, RawValue, Value, ValueGuard};
+pub use shared_memory::SharedMemory;
 pub use start::{Context, StartMethod, set_start_method, start_method};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, LIVENESS_PERIOD, Lock, LockGuard, RLock, RLockGuard, Semaphore,
