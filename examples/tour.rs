@@ -4,8 +4,8 @@
 //! Shows: starting tasks and getting their results, process names, the three
 //! start methods, how a panic, an `exit`, a crash and a timeout reach the
 //! parent, forking a closure, what a process knows about its children, and a
-//! pool of workers that survives a crash and a hung task, and a pipe and a
-//! queue handed to children as arguments. Every failure a child
+//! pool of workers that survives a crash and a hung task, a pipe and a queue
+//! handed to children as arguments, and a shared counter and a barrier. Every failure a child
 //! meets arrives as a typed `mproc::Error`; the tour itself carries on to the
 //! end.
 //!
@@ -94,6 +94,22 @@ fn square_jobs(jobs: mproc::Queue<u64>, results: mproc::Queue<u64>) -> u64 {
     done
 }
 
+/// Adds 1000 to a shared counter under its lock, then dies holding the lock.
+#[mproc::task]
+fn count_then_die_holding(counter: mproc::Value<u64>) {
+    for _ in 0..1000 {
+        *counter.lock().expect("the lock works") += 1;
+    }
+    let _held = counter.lock().expect("the lock works");
+    std::process::abort();
+}
+
+/// Waits at a barrier and returns its index there.
+#[mproc::task]
+fn meet(barrier: mproc::Barrier) -> usize {
+    barrier.wait().unwrap_or(usize::MAX)
+}
+
 #[mproc::task]
 fn nap(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
@@ -117,6 +133,7 @@ fn main() -> Result<(), Error> {
     children_and_cpus()?;
     pools()?;
     pipes_and_queues()?;
+    shared_state()?;
     println!("\nEnd of the tour.");
     Ok(())
 }
@@ -347,6 +364,32 @@ fn pipes_and_queues() -> Result<(), Error> {
     let mut squares: Vec<u64> = (0..done).map(|_| results.get()).collect::<Result<_, _>>()?;
     squares.sort();
     println!("two workers took {done} jobs from one queue until it was closed: {squares:?}");
+    Ok(())
+}
+
+/// `Value`, `Lock` and `Barrier`: shared between processes, and not wedged by a
+/// process that dies holding them.
+fn shared_state() -> Result<(), Error> {
+    section("Shared state  [Value('q', 0) with get_lock(); Barrier(3)]");
+    let counter = mproc::Value::new(0u64)?;
+    let children: Vec<_> =
+        (0..2).map(|_| mproc::spawn!(count_then_die_holding(counter.clone()))).collect::<Result<_, _>>()?;
+    for child in children {
+        println!("a counting child ended: {}", describe(&child.join()));
+    }
+    // Both children were killed holding the lock; the next locker gets it.
+    let guard = counter.lock()?;
+    println!("counter = {} (exact), and the lock's last holder died: {}", *guard, guard.previous_owner_died());
+    drop(guard);
+
+    let barrier = mproc::Barrier::new(3)?;
+    let parties: Vec<_> = (0..2).map(|_| mproc::spawn!(meet(barrier.clone()))).collect::<Result<_, _>>()?;
+    let mut indices = vec![barrier.wait()?];
+    for party in parties {
+        indices.push(party.join()?);
+    }
+    indices.sort();
+    println!("three processes passed a barrier together, with indices {indices:?}");
     Ok(())
 }
 
