@@ -133,3 +133,18 @@ pub fn fmt_int(n: u64) -> String {
     }
     out
 }
+
+/// "1.23 GB/s (1.10–1.30)", "5.61 M ops/s (…)": `per_run` units per run at the
+/// median, p90 and p10 times (the slowest runs give the lowest rate).
+pub fn fmt_rate(s: &Stats, per_run: f64, unit: &str) -> String {
+    let r = |secs: f64| per_run / secs;
+    let (scale, prefix) = match r(s.median) {
+        x if x >= 1e9 => (1e9, "G"),
+        x if x >= 1e6 => (1e6, "M"),
+        x if x >= 1e3 => (1e3, "k"),
+        _ => (1.0, ""),
+    };
+    let sep = if unit == "B/s" || prefix.is_empty() { "" } else { " " };
+    let num = |secs: f64| fmt_sig3(r(secs) / scale);
+    format!("{} {prefix}{sep}{unit} ({}–{})", num(s.median), num(s.p90), num(s.p10))
+}

@@ -19,7 +19,7 @@ use crate::common::floor::SocketChild;
 use crate::common::plot::{LogLogChart, Series, XTicks};
 use crate::common::python::samples;
 use crate::common::report::{Section, Table, Target};
-use crate::common::stats::{Plan, Stats, fmt_int, fmt_ratio, fmt_sig3, measure, measure_interleaved};
+use crate::common::stats::{Plan, Stats, fmt_int, fmt_rate, fmt_ratio, measure, measure_interleaved};
 use crate::common::{Bench, Mode};
 
 const SCRIPT: &str = "cpython_ipc.py";
@@ -906,8 +906,8 @@ fn report(bench: &Bench, r: &Results, q: &QueueResults) -> Section {
         section.check("Pipe small messages vs CPython", ratio(&r.small_cpython, mproc_small), Target::AtLeast(10.0));
     table.row(vec![
         format!("small messages, child → parent ({} per run)", fmt_int(r.small_n)),
-        rate(mproc_small, n, "msg/s"),
-        r.small_cpython.as_ref().map(|s| rate(s, n, "msg/s")).unwrap_or_else(|| "not measured".into()),
+        fmt_rate(mproc_small, n, "msg/s"),
+        r.small_cpython.as_ref().map(|s| fmt_rate(s, n, "msg/s")).unwrap_or_else(|| "not measured".into()),
         x,
         target,
         met,
@@ -930,8 +930,8 @@ fn report(bench: &Bench, r: &Results, q: &QueueResults) -> Section {
         );
         table.row(vec![
             format!("`send_bytes` {} payloads, child → parent ({} per run)", fmt_size(p.size), p.count),
-            rate(&p.recv_bytes, p.bytes(), "B/s"),
-            p.cpython.as_ref().map(|s| rate(s, p.bytes(), "B/s")).unwrap_or_else(|| "not measured".into()),
+            fmt_rate(&p.recv_bytes, p.bytes(), "B/s"),
+            p.cpython.as_ref().map(|s| fmt_rate(s, p.bytes(), "B/s")).unwrap_or_else(|| "not measured".into()),
             x,
             target,
             met,
@@ -958,8 +958,8 @@ fn report(bench: &Bench, r: &Results, q: &QueueResults) -> Section {
     floors.row(vec!["ping-pong round trip".into(), mproc_ping.spread(), floor_ping.spread(), x, target, met]);
     floors.row(vec![
         format!("small messages ({} per run)", fmt_int(r.small_n)),
-        rate(mproc_small, n, "msg/s"),
-        rate(floor_small, n, "msg/s"),
+        fmt_rate(mproc_small, n, "msg/s"),
+        fmt_rate(floor_small, n, "msg/s"),
         fmt_ratio(mproc_small.median / floor_small.median),
         "—".into(),
         "—".into(),
@@ -968,8 +968,8 @@ fn report(bench: &Bench, r: &Results, q: &QueueResults) -> Section {
         for (how, s) in [("recv_bytes", &p.recv_bytes), ("recv_bytes_into", &p.recv_into)] {
             floors.row(vec![
                 format!("`send_bytes` {} × {}, {how}", p.count, fmt_size(p.size)),
-                rate(s, p.bytes(), "B/s"),
-                rate(&p.floor, p.bytes(), "B/s"),
+                fmt_rate(s, p.bytes(), "B/s"),
+                fmt_rate(&p.floor, p.bytes(), "B/s"),
                 fmt_ratio(s.median / p.floor.median),
                 "—".into(),
                 "—".into(),
@@ -1001,11 +1001,11 @@ fn report(bench: &Bench, r: &Results, q: &QueueResults) -> Section {
         table.row(vec![
             fmt_size(p.size),
             fmt_int(p.count as u64),
-            rate(&p.recv_bytes, b, "B/s"),
-            rate(&p.recv_into, b, "B/s"),
-            p.cpython.as_ref().map(|s| rate(s, b, "B/s")).unwrap_or_else(|| "not measured".into()),
+            fmt_rate(&p.recv_bytes, b, "B/s"),
+            fmt_rate(&p.recv_into, b, "B/s"),
+            p.cpython.as_ref().map(|s| fmt_rate(s, b, "B/s")).unwrap_or_else(|| "not measured".into()),
             p.cpython.as_ref().map(|t| fmt_ratio(t.median / p.recv_bytes.median)).unwrap_or_else(|| "—".into()),
-            rate(&p.floor, b, "B/s"),
+            fmt_rate(&p.floor, b, "B/s"),
             fmt_ratio(p.recv_bytes.median / p.floor.median),
         ]);
     }
@@ -1038,8 +1038,8 @@ fn report_queues(section: &mut Section, cp: &str, p: &Results, q: &QueueResults)
         section.check("Queue small ints vs CPython", ratio(&q.small_cpython, &q.small), Target::AtLeast(10.0));
     table.row(vec![
         format!("Queue, small ints, child → parent ({} per run)", fmt_int(q.small_n)),
-        rate(&q.small, n, "msg/s"),
-        q.small_cpython.as_ref().map(|s| rate(s, n, "msg/s")).unwrap_or_else(|| "not measured".into()),
+        fmt_rate(&q.small, n, "msg/s"),
+        q.small_cpython.as_ref().map(|s| fmt_rate(s, n, "msg/s")).unwrap_or_else(|| "not measured".into()),
         x,
         target,
         met,
@@ -1052,8 +1052,8 @@ fn report_queues(section: &mut Section, cp: &str, p: &Results, q: &QueueResults)
     );
     table.row(vec![
         format!("Queue, {} bytes payloads, child → parent ({} per run)", fmt_size(b.size), b.count),
-        rate(&b.mproc, b.bytes(), "B/s"),
-        b.cpython.as_ref().map(|s| rate(s, b.bytes(), "B/s")).unwrap_or_else(|| "not measured".into()),
+        fmt_rate(&b.mproc, b.bytes(), "B/s"),
+        b.cpython.as_ref().map(|s| fmt_rate(s, b.bytes(), "B/s")).unwrap_or_else(|| "not measured".into()),
         x,
         target,
         met,
@@ -1109,18 +1109,18 @@ fn report_queues(section: &mut Section, cp: &str, p: &Results, q: &QueueResults)
     ] {
         refs.row(vec![
             "small ints".into(),
-            rate(&q.small, n, "msg/s"),
+            fmt_rate(&q.small, n, "msg/s"),
             what,
-            rate(s, pn, "msg/s"),
+            fmt_rate(s, pn, "msg/s"),
             fmt_ratio(per_msg(&q.small, n) / per_msg(s, pn)),
         ]);
     }
     if let Some(vec) = &b.vec {
         refs.row(vec![
             format!("{} payloads", fmt_size(b.size)),
-            rate(&b.mproc, b.bytes(), "B/s"),
+            fmt_rate(&b.mproc, b.bytes(), "B/s"),
             "mproc Queue, the payload as a plain `Vec<u8>`".into(),
-            rate(vec, b.bytes(), "B/s"),
+            fmt_rate(vec, b.bytes(), "B/s"),
             fmt_ratio(b.mproc.median / vec.median),
         ]);
     }
@@ -1131,9 +1131,9 @@ fn report_queues(section: &mut Section, cp: &str, p: &Results, q: &QueueResults)
             let theirs = pb.bytes();
             refs.row(vec![
                 format!("{} payloads", fmt_size(b.size)),
-                rate(&b.mproc, b.bytes(), "B/s"),
+                fmt_rate(&b.mproc, b.bytes(), "B/s"),
                 format!("{what}, {} × {}", pb.count, fmt_size(pb.size)),
-                rate(s, theirs, "B/s"),
+                fmt_rate(s, theirs, "B/s"),
                 fmt_ratio(per_msg(&b.mproc, b.count as f64) / per_msg(s, pb.count as f64)),
             ]);
         }
@@ -1163,28 +1163,13 @@ fn report_queues(section: &mut Section, cp: &str, p: &Results, q: &QueueResults)
             fmt_size(qp.size),
             fmt_int(qp.count as u64),
             fmt_size(qp.capacity),
-            rate(&qp.mproc, bytes, "B/s"),
-            qp.cpython.as_ref().map(|s| rate(s, bytes, "B/s")).unwrap_or_else(|| "not measured".into()),
+            fmt_rate(&qp.mproc, bytes, "B/s"),
+            qp.cpython.as_ref().map(|s| fmt_rate(s, bytes, "B/s")).unwrap_or_else(|| "not measured".into()),
             qp.cpython.as_ref().map(|t| fmt_ratio(t.median / qp.mproc.median)).unwrap_or_else(|| "—".into()),
-            pipe.map(|pp| rate(&pp.recv_bytes, bytes, "B/s")).unwrap_or_else(|| "—".into()),
+            pipe.map(|pp| fmt_rate(&pp.recv_bytes, bytes, "B/s")).unwrap_or_else(|| "—".into()),
         ]);
     }
     section.table(table);
-}
-
-/// "1.23 GB/s (1.10–1.30)": `per_run` units per run at the median, p90 and p10
-/// times (the slowest runs give the lowest rate).
-fn rate(s: &Stats, per_run: f64, unit: &str) -> String {
-    let r = |secs: f64| per_run / secs;
-    let (scale, prefix) = match r(s.median) {
-        x if x >= 1e9 => (1e9, "G"),
-        x if x >= 1e6 => (1e6, "M"),
-        x if x >= 1e3 => (1e3, "k"),
-        _ => (1.0, ""),
-    };
-    let sep = if unit == "B/s" || prefix.is_empty() { "" } else { " " };
-    let num = |secs: f64| fmt_sig3(r(secs) / scale);
-    format!("{} {prefix}{sep}{unit} ({}–{})", num(s.median), num(s.p90), num(s.p10))
 }
 
 /// "8 B", "4 KiB", "16 MiB".

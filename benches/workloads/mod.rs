@@ -10,10 +10,12 @@ use crate::common::report::Section;
 
 pub mod ipc;
 pub mod pool;
+pub mod shared;
 pub mod startup;
 
 /// A family: the name that selects it on the command line, and the function that runs it.
 pub type Family = (&'static str, fn(&Bench) -> Section);
 
 /// Every family, in report order.
-pub const FAMILIES: &[Family] = &[("startup", startup::run), ("pool", pool::run), ("ipc", ipc::run)];
+pub const FAMILIES: &[Family] =
+    &[("startup", startup::run), ("pool", pool::run), ("ipc", ipc::run), ("shared", shared::run)];
