@@ -37,6 +37,7 @@ mod codec;
 pub mod connection;
 mod error;
 mod handle;
+pub mod manager;
 mod pool;
 mod process;
 mod queue;
@@ -50,6 +51,7 @@ mod task;
 pub use boot::init;
 pub use connection::{Connection, Pipe};
 pub use error::{Error, Result};
+pub use manager::Manager;
 /// `par_map!` at a glance (the forms and options are described below):
 ///
 /// ```

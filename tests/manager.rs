@@ -1,0 +1,517 @@
+//! Managers: the objects and their proxies, atomic updates by task, proxies
+//! passed to children under every start method, remote servers over TCP, and
+//! a server that keeps serving whatever its clients do.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use mproc::connection::{Address, Client};
+use mproc::manager::{DictProxy, ListProxy, Server, ServerHandle, ValueProxy};
+use mproc::{Connection, Error, Manager, Pipe, Process, StartMethod};
+
+// ---------------------------------------------------------------- tasks
+
+#[mproc::task]
+fn increment(n: u64) -> u64 {
+    n + 1
+}
+
+#[mproc::task]
+fn shout(s: String) -> String {
+    s.to_uppercase()
+}
+
+#[mproc::task]
+fn refuses(_n: u64) -> u64 {
+    panic!("no update today")
+}
+
+/// Not a task: `update` must refuse it.
+fn plain(n: u64) -> u64 {
+    n + 1
+}
+
+/// Seed 003's `fun1`: writes into the shared dict and list.
+#[mproc::task]
+fn fun1(dic: DictProxy<String, String>, lis: ListProxy<u32>, index: u32) {
+    dic.insert(index.to_string(), "a".into()).unwrap();
+    dic.insert("2".into(), "b".into()).unwrap();
+    lis.push(index).unwrap();
+}
+
+#[mproc::task]
+fn increments(d: DictProxy<String, u64>, times: u32) {
+    for _ in 0..times {
+        d.update_or(&"n".to_string(), 0, increment).unwrap();
+    }
+}
+
+/// Starts a manager, sends its server's pid, and sleeps until killed.
+#[mproc::task]
+fn owns_a_manager(report: Connection<i32>) {
+    let mgr = Manager::start().unwrap();
+    report.send(&mgr.pid().unwrap().as_raw()).unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// A TCP server on loopback, serving on a thread; stopped and joined on drop.
+struct Serving {
+    addr: Address,
+    stop: ServerHandle,
+    thread: Option<std::thread::JoinHandle<mproc::Result<()>>>,
+}
+
+impl Serving {
+    fn new(key: &[u8], setup: impl FnOnce(&mut Server)) -> Serving {
+        let mut server = Server::bind("127.0.0.1:0", key).unwrap();
+        setup(&mut server);
+        let addr = server.local_addr().unwrap();
+        let stop = server.handle();
+        let thread = Some(std::thread::spawn(move || server.serve()));
+        Serving { addr, stop, thread }
+    }
+
+    fn tcp(&self) -> std::net::SocketAddr {
+        match &self.addr {
+            Address::Tcp(a) => *a,
+            Address::Unix(_) => unreachable!(),
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop.stop();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- objects
+
+#[mproc::test]
+fn a_dict_keeps_insertion_order_and_answers_like_a_map() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<String, i64>().unwrap();
+    assert!(d.is_empty().unwrap());
+    assert_eq!(d.insert("b".into(), 1).unwrap(), None);
+    d.insert("a".into(), 2).unwrap();
+    assert_eq!(d.insert("b".into(), 3).unwrap(), Some(1));
+    assert_eq!(d.keys().unwrap(), vec!["b".to_string(), "a".to_string()]);
+    assert_eq!(d.values().unwrap(), vec![3, 2]);
+    assert_eq!(d.items().unwrap(), vec![("b".into(), 3), ("a".into(), 2)]);
+    assert!(d.contains_key(&"a".into()).unwrap());
+    assert_eq!(d.remove(&"a".into()).unwrap(), Some(2));
+    assert_eq!(d.get(&"a".into()).unwrap(), None);
+    assert_eq!(d.len().unwrap(), 1);
+    d.clear().unwrap();
+    assert!(d.is_empty().unwrap());
+}
+
+#[mproc::test]
+fn a_list_pushes_pops_and_sets_by_index() {
+    let mgr = Manager::start().unwrap();
+    let l = mgr.list_from(0..5u32).unwrap();
+    l.push(5).unwrap();
+    l.extend([6, 7]).unwrap();
+    l.set(0, 100).unwrap();
+    assert_eq!(l.get(0).unwrap(), Some(100));
+    assert_eq!(l.get(99).unwrap(), None);
+    assert_eq!(l.pop().unwrap(), Some(7));
+    assert_eq!(l.len().unwrap(), 7);
+    assert_eq!(l.to_vec().unwrap(), vec![100, 1, 2, 3, 4, 5, 6]);
+    assert!(matches!(l.set(7, 0), Err(Error::Misuse { .. })));
+}
+
+#[mproc::test]
+fn a_namespace_holds_attributes_of_different_types() {
+    let mgr = Manager::start().unwrap();
+    let ns = mgr.namespace().unwrap();
+    ns.set("x", 10u32).unwrap();
+    ns.set("label", "ten".to_string()).unwrap();
+    assert_eq!(ns.get::<u32>("x").unwrap(), Some(10));
+    assert_eq!(ns.get::<String>("label").unwrap(), Some("ten".into()));
+    assert_eq!(ns.get::<u32>("y").unwrap(), None);
+    assert!(ns.remove("x").unwrap());
+    assert!(!ns.remove("x").unwrap());
+    assert_eq!(ns.len().unwrap(), 1);
+}
+
+#[mproc::test]
+fn a_value_gets_sets_and_updates() {
+    let mgr = Manager::start().unwrap();
+    let v = mgr.value(41u64).unwrap();
+    assert_eq!(v.update(increment).unwrap(), 42);
+    v.set(7).unwrap();
+    assert_eq!(v.get().unwrap(), 7);
+}
+
+#[mproc::test]
+fn a_value_read_as_another_type_is_a_codec_error() {
+    let mgr = Manager::start().unwrap();
+    let v = mgr.value("text".to_string()).unwrap();
+    // The same object seen as another type, through the proxy's plain-data form.
+    let wrong: ValueProxy<u64> = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+    assert!(matches!(wrong.get(), Err(Error::Codec(_))));
+}
+
+// ---------------------------------------------------------------- updates
+
+#[mproc::test]
+fn update_runs_the_task_on_the_stored_value_and_returns_the_new_one() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, String>().unwrap();
+    d.insert(1, "hi".into()).unwrap();
+    assert_eq!(d.update(&1, shout).unwrap(), Some("HI".into()));
+    assert_eq!(d.get(&1).unwrap(), Some("HI".into()));
+}
+
+#[mproc::test]
+fn update_of_a_missing_key_does_nothing_and_update_or_starts_from_the_default() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, u64>().unwrap();
+    assert_eq!(d.update(&1, increment).unwrap(), None);
+    assert!(!d.contains_key(&1).unwrap());
+    assert_eq!(d.update_or(&1, 10, increment).unwrap(), 11);
+    assert_eq!(d.update_or(&1, 10, increment).unwrap(), 12);
+}
+
+#[mproc::test]
+fn a_list_item_updates_in_place() {
+    let mgr = Manager::start().unwrap();
+    let l = mgr.list_from([1u64, 2]).unwrap();
+    assert_eq!(l.update(1, increment).unwrap(), Some(3));
+    assert_eq!(l.update(2, increment).unwrap(), None);
+    assert_eq!(l.to_vec().unwrap(), vec![1, 3]);
+}
+
+#[mproc::test]
+fn a_panicking_update_is_panicked_and_leaves_the_value() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, u64>().unwrap();
+    d.insert(1, 5).unwrap();
+    match d.update(&1, refuses) {
+        Err(Error::Panicked { task, message, .. }) => {
+            assert!(task.ends_with("refuses"), "{task}");
+            assert_eq!(message, "no update today");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.get(&1).unwrap(), Some(5));
+}
+
+#[mproc::test]
+fn update_with_a_function_that_is_not_a_task_is_not_a_task() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, u64>().unwrap();
+    d.insert(1, 5).unwrap();
+    assert!(matches!(d.update(&1, plain), Err(Error::NotATask { .. })));
+}
+
+// ---------------------------------------------------------------- the server process
+
+#[mproc::test]
+fn the_socket_directory_is_private_to_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let mgr = Manager::start().unwrap();
+    let Address::Unix(socket) = mgr.address().clone() else { panic!("not a Unix socket") };
+    let mode = std::fs::metadata(socket.parent().unwrap()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[mproc::test]
+fn shutdown_stops_the_server_and_removes_its_directory() {
+    let mgr = Manager::start().unwrap();
+    let pid = mgr.pid().unwrap().as_raw();
+    let Address::Unix(socket) = mgr.address().clone() else { panic!("not a Unix socket") };
+    mgr.shutdown().unwrap();
+    assert!(!common::running(pid));
+    assert!(!socket.parent().unwrap().exists());
+    mgr.shutdown().unwrap();
+}
+
+#[mproc::test]
+fn a_proxy_of_a_shut_down_manager_fails_at_once() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, u32>().unwrap();
+    d.insert(1, 1).unwrap();
+    drop(mgr);
+    let started = Instant::now();
+    assert!(d.get(&1).is_err());
+    assert!(d.get(&1).is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[mproc::test]
+fn a_killed_server_fails_calls_at_once() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, u32>().unwrap();
+    d.insert(1, 1).unwrap();
+    let pid = mgr.pid().unwrap().as_raw();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(common::eventually(Duration::from_secs(10), || !common::running(pid)));
+    let started = Instant::now();
+    assert!(d.get(&1).is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[mproc::test]
+fn the_server_dies_with_its_owner() {
+    let (rx, tx) = Pipe::<i32>::simplex().unwrap();
+    let owner = mproc::spawn!(owns_a_manager(tx)).unwrap();
+    let server = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(common::running(server));
+    owner.kill().unwrap();
+    assert!(owner.join().is_err());
+    assert!(
+        common::eventually(Duration::from_secs(10), || !common::running(server)),
+        "server {server} outlived its owner"
+    );
+}
+
+#[mproc::test]
+fn the_directory_of_a_dead_owner_is_removed_at_the_next_start() {
+    let dead = mproc::fork(|| ()).unwrap();
+    let pid = dead.pid().as_raw();
+    dead.join().unwrap();
+    let stale = std::env::temp_dir().join(format!("mproc-manager-{pid}-0123456789abcdef"));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("manager.sock"), b"").unwrap();
+    let _mgr = Manager::start().unwrap();
+    assert!(!stale.exists());
+}
+
+// ---------------------------------------------------------------- proxies as data
+
+#[mproc::test]
+fn a_proxy_travels_inside_a_message() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, u32>().unwrap();
+    let (a, b) = Pipe::<DictProxy<u32, u32>>::duplex().unwrap();
+    a.send(&d).unwrap();
+    let received = b.recv().unwrap();
+    assert_eq!(received, d);
+    received.insert(1, 2).unwrap();
+    assert_eq!(d.get(&1).unwrap(), Some(2));
+}
+
+#[mproc::test]
+fn a_forked_child_opens_its_own_connection_and_the_parent_keeps_its() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<String, u64>().unwrap();
+    d.insert("n".into(), 0).unwrap(); // the parent's connection is open now
+    let child_d = d.clone();
+    let child = mproc::fork(move || {
+        for _ in 0..500 {
+            child_d.update(&"n".to_string(), increment).unwrap();
+        }
+    })
+    .unwrap();
+    for _ in 0..500 {
+        d.update(&"n".to_string(), increment).unwrap();
+    }
+    child.join().unwrap();
+    assert_eq!(d.get(&"n".into()).unwrap(), Some(1000));
+}
+
+// ---------------------------------------------------------------- under every start method
+
+macro_rules! for_each_start_method {
+    ($($name:ident => $method:expr),*) => {$(
+        mod $name {
+            use super::*;
+            const METHOD: StartMethod = $method;
+
+            #[mproc::test]
+            fn ten_processes_write_into_one_dict_and_one_list() {
+                let mgr = Manager::start_with(METHOD).unwrap();
+                let dic = mgr.dict::<String, String>().unwrap();
+                let lis = mgr.list_from(0..5u32).unwrap();
+                let children: Vec<_> = (0..10)
+                    .map(|i| Process::builder().start_method(METHOD).spawn(fun1, (dic.clone(), lis.clone(), i)).unwrap())
+                    .collect();
+                for child in children {
+                    child.join().unwrap();
+                }
+                // Keys "0" to "9" ("2" written by every child too).
+                assert_eq!(dic.len().unwrap(), 10);
+                let mut items = lis.to_vec().unwrap();
+                assert_eq!(&items[..5], &[0, 1, 2, 3, 4]);
+                items[5..].sort();
+                assert_eq!(&items[5..], &(0..10).collect::<Vec<_>>()[..]);
+            }
+
+            #[mproc::test]
+            fn eight_processes_of_a_thousand_updates_count_to_eight_thousand() {
+                let mgr = Manager::start_with(METHOD).unwrap();
+                let d = mgr.dict::<String, u64>().unwrap();
+                let children: Vec<_> = (0..8)
+                    .map(|_| Process::builder().start_method(METHOD).spawn(increments, (d.clone(), 1000)).unwrap())
+                    .collect();
+                for child in children {
+                    child.join().unwrap();
+                }
+                assert_eq!(d.get(&"n".into()).unwrap(), Some(8000));
+            }
+        }
+    )*};
+}
+
+for_each_start_method!(fork => StartMethod::Fork, forkserver => StartMethod::ForkServer, spawn => StartMethod::Spawn);
+
+// ---------------------------------------------------------------- remote
+
+#[mproc::test]
+fn a_client_gets_published_objects_by_name_over_tcp() {
+    let serving = Serving::new(b"key", |s| {
+        s.dict("scores");
+        s.list("log");
+        s.namespace("config");
+        s.value("total", &5u64).unwrap();
+    });
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    let scores = mgr.get_dict::<String, u64>("scores").unwrap();
+    scores.update_or(&"ada".to_string(), 0, increment).unwrap();
+    assert_eq!(scores.get(&"ada".into()).unwrap(), Some(1));
+    mgr.get_list::<String>("log").unwrap().push("x".into()).unwrap();
+    mgr.get_namespace("config").unwrap().set("depth", 3u8).unwrap();
+    assert_eq!(mgr.get_value::<u64>("total").unwrap().update(increment).unwrap(), 6);
+    // A second client sees the same objects.
+    let other = Manager::connect(&serving.addr, b"key").unwrap();
+    assert_eq!(other.get_list::<String>("log").unwrap().to_vec().unwrap(), vec!["x".to_string()]);
+    assert_eq!(other.get_namespace("config").unwrap().get::<u8>("depth").unwrap(), Some(3));
+}
+
+#[mproc::test]
+fn a_wrong_authkey_is_authentication_failed() {
+    let serving = Serving::new(b"right", |s| s.dict("d"));
+    assert!(matches!(Manager::connect(&serving.addr, b"wrong"), Err(Error::AuthenticationFailed)));
+    // Nothing was served to it, and the server goes on.
+    let mgr = Manager::connect(&serving.addr, b"right").unwrap();
+    assert!(mgr.get_dict::<u8, u8>("d").unwrap().is_empty().unwrap());
+}
+
+#[mproc::test]
+fn an_unknown_name_or_a_name_of_another_kind_is_misuse() {
+    let serving = Serving::new(b"key", |s| s.list("items"));
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    assert!(matches!(mgr.get_dict::<u8, u8>("nothing"), Err(Error::Misuse { .. })));
+    match mgr.get_dict::<u8, u8>("items") {
+        Err(Error::Misuse { what }) => assert!(what.contains("is a list, not a dict"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[mproc::test]
+fn a_connected_client_makes_anonymous_objects_too() {
+    let serving = Serving::new(b"key", |_| {});
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    let d = mgr.dict::<u8, u8>().unwrap();
+    d.insert(1, 2).unwrap();
+    assert_eq!(d.get(&1).unwrap(), Some(2));
+    drop(mgr); // a connected manager leaves the server running
+    assert_eq!(d.get(&1).unwrap(), Some(2));
+}
+
+#[mproc::test]
+fn the_server_survives_garbage_before_and_after_authentication() {
+    let serving = Serving::new(b"key", |s| s.dict("d"));
+    // Before: bytes that are no handshake.
+    let mut raw = TcpStream::connect(serving.tcp()).unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\n\r\n\xff\xff\xff\xff\xff\xff\xff\xff").unwrap();
+    drop(raw);
+    // After: a frame that is no request is answered with an error, the connection goes on.
+    let conn = Client::<()>::connect(&serving.addr, b"key").unwrap();
+    conn.send_bytes(b"\xfe\xfd garbage").unwrap();
+    assert!(!conn.recv_bytes_timeout(Duration::from_secs(10)).unwrap().is_empty());
+    // A frame announced longer than the limit closes that connection only.
+    conn.__write_raw(&(u64::MAX / 2).to_le_bytes()).unwrap();
+    assert!(conn.recv_bytes_timeout(Duration::from_secs(10)).is_err());
+    // A frame cut short by a client that goes away.
+    let cut = Client::<()>::connect(&serving.addr, b"key").unwrap();
+    cut.__write_raw(&100u64.to_le_bytes()).unwrap();
+    cut.__write_raw(b"only part").unwrap();
+    drop(cut);
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    let d = mgr.get_dict::<u8, u8>("d").unwrap();
+    d.insert(1, 1).unwrap();
+    assert_eq!(d.len().unwrap(), 1);
+}
+
+#[mproc::test]
+fn silent_half_open_clients_do_not_keep_others_out() {
+    let serving = Serving::new(b"key", |s| {
+        s.set_handshake_timeout(Duration::from_millis(500));
+        s.dict("d");
+    });
+    // More silent connections than the server has acceptors.
+    let silent: Vec<_> = (0..8).map(|_| TcpStream::connect(serving.tcp()).unwrap()).collect();
+    let started = Instant::now();
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    mgr.get_dict::<u8, u8>("d").unwrap().insert(1, 1).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    drop(silent);
+}
+
+#[mproc::test]
+fn connections_past_the_bound_wait_for_a_free_one() {
+    let serving = Serving::new(b"key", |s| {
+        s.set_max_connections(1);
+        s.dict("d");
+    });
+    let first = Manager::connect(&serving.addr, b"key").unwrap();
+    let addr = serving.addr.clone();
+    let second = std::thread::spawn(move || Manager::connect(&addr, b"key").map(drop));
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(!second.is_finished(), "a second connection was served past the bound of 1");
+    drop(first);
+    second.join().unwrap().unwrap();
+}
+
+#[mproc::test]
+fn thirty_two_clients_of_a_thousand_operations_lose_nothing() {
+    let serving = Serving::new(b"key", |s| {
+        s.dict("counts");
+        s.list("log");
+    });
+    let threads: Vec<_> = (0..32u64)
+        .map(|t| {
+            let addr = serving.addr.clone();
+            std::thread::spawn(move || {
+                let mgr = Manager::connect(&addr, b"key").unwrap();
+                let counts = mgr.get_dict::<u64, u64>("counts").unwrap();
+                let log = mgr.get_list::<u64>("log").unwrap();
+                for i in 0..500 {
+                    counts.update_or(&(i % 7), 0, increment).unwrap();
+                    log.push(t * 1000 + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    let total: u64 = mgr.get_dict::<u64, u64>("counts").unwrap().values().unwrap().iter().sum();
+    assert_eq!(total, 32 * 500);
+    let mut log = mgr.get_list::<u64>("log").unwrap().to_vec().unwrap();
+    log.sort();
+    log.dedup();
+    assert_eq!(log.len(), 32 * 500);
+}
+
+#[mproc::test]
+fn stop_makes_serve_return_and_clients_fail() {
+    let serving = Serving::new(b"key", |s| s.dict("d"));
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    let d = mgr.get_dict::<u8, u8>("d").unwrap();
+    d.insert(1, 1).unwrap();
+    drop(serving); // stops and joins serve()
+    assert!(d.get(&1).is_err());
+}
