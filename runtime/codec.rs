@@ -47,9 +47,10 @@ fn decode_within<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Resul
     bincode::serde::decode_from_slice(bytes, config).map_err(|e| Error::Codec(e.to_string()))
 }
 
-/// Serde helpers for an already-encoded payload inside a message: written as one
-/// byte string (a length and a copy) rather than as a sequence of numbers, one
-/// serializer call per byte. Use with `#[serde(with = "crate::codec::bytes")]`.
+/// Serde helpers for a byte buffer inside a message: written as one byte string
+/// (a length and a copy) rather than as a sequence of numbers, one serializer
+/// call per byte. Use with `#[serde(with = "crate::codec::bytes")]`; the public
+/// face is [`crate::Bytes`].
 pub(crate) mod bytes {
     use serde::de::{Deserializer, Error, SeqAccess, Visitor};
     use serde::ser::Serializer;
@@ -71,15 +72,22 @@ pub(crate) mod bytes {
             fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
                 Ok(v)
             }
+            // Formats without byte strings (JSON) write a sequence of numbers.
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-                let mut v = Vec::new();
+                // The hint is the sender's word: trust it only so far.
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
                 while let Some(b) = seq.next_element()? {
                     v.push(b);
                 }
                 Ok(v)
             }
         }
-        d.deserialize_byte_buf(Bytes)
+        // `deserialize_bytes`, not `deserialize_byte_buf`: from a slice, bincode
+        // then checks that the bytes are there and lends them (`visit_bytes`
+        // makes the one copy, of the exact size), where `deserialize_byte_buf`
+        // would zero a buffer of the claimed length before reading into it. A
+        // decoder that owns its input still hands over a `Vec` (`visit_byte_buf`).
+        d.deserialize_bytes(Bytes)
     }
 }
 

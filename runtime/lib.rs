@@ -33,6 +33,7 @@
 //! `Some(-signal)`. Every child is reaped; children die with their parent.
 
 mod boot;
+mod bytes;
 mod codec;
 pub mod connection;
 mod error;
@@ -49,6 +50,7 @@ mod sys;
 mod task;
 
 pub use boot::init;
+pub use bytes::Bytes;
 pub use connection::{Connection, Pipe};
 pub use error::{Error, Result};
 pub use manager::Manager;
