@@ -1,5 +1,7 @@
 //! Executor: Python's ProcessPoolExecutor, with futures that never hang.
 
+mod common;
+
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -20,6 +22,17 @@ fn sleeps(ms: u64) -> u64 {
 #[mproc::task]
 fn fails() -> u64 {
     panic!("no luck")
+}
+
+#[mproc::task]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[mproc::task]
+fn fails_on(n: u64) -> u64 {
+    assert_ne!(n, 2, "two is unlucky");
+    n
 }
 
 fn executor(n: usize) -> Executor {
@@ -174,4 +187,109 @@ fn as_completed_next_timeout_times_out_and_gives_back_the_rest() {
     for f in rest {
         f.cancel_and_kill();
     }
+}
+
+// ---- map_timeout ----------------------------------------------------------------------------
+
+/// Every worker pid the executor has had, live or replaced.
+fn all_worker_pids(ex: &Executor) -> Vec<i32> {
+    let insights = ex.insights();
+    insights.workers.iter().map(|w| w.pid).chain(insights.restarts.iter().map(|r| r.pid)).collect()
+}
+
+#[mproc::test]
+fn map_timeout_yields_everything_in_input_order_when_in_time() {
+    let ex = executor(2);
+    let all: Vec<u64> = ex.map_timeout(square, 0..50u64, Duration::from_secs(60)).map(Result::unwrap).collect();
+    assert_eq!(all, (0..50u64).map(|n| n * n).collect::<Vec<_>>());
+}
+
+#[mproc::test]
+fn map_timeout_counts_the_timeout_from_the_call_not_per_item() {
+    let ex = executor(1);
+    // One worker: the calls end at about 1, 2, 3 and 4 s. Each alone is well
+    // within the timeout; together they are not.
+    let t = Instant::now();
+    let results: Vec<Result<u64, Error>> =
+        ex.map_timeout(sleeps, [1_000, 1_000, 1_000, 1_000], Duration::from_millis(2_500)).collect();
+    assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert_eq!(results[0].as_ref().unwrap(), &1_000);
+    assert_eq!(results[1].as_ref().unwrap(), &1_000);
+    assert!(matches!(results[2], Err(Error::Timeout)), "{results:?}");
+}
+
+#[mproc::test]
+fn map_timeout_yields_the_items_done_in_time_before_the_timeout_then_ends() {
+    let ex = executor(2);
+    let t = Instant::now();
+    let mut results = ex.map_timeout(sleeps, [10, 20, 60_000, 30], Duration::from_secs(2));
+    assert_eq!(results.next().unwrap().unwrap(), 10);
+    assert_eq!(results.next().unwrap().unwrap(), 20);
+    assert!(matches!(results.next(), Some(Err(Error::Timeout))));
+    let waited = t.elapsed();
+    assert!(waited >= Duration::from_millis(1_900), "timed out early: {waited:?}");
+    assert!(waited < Duration::from_secs(20), "timed out late: {waited:?}");
+    // Python's generator ends at the TimeoutError: so does this iterator.
+    assert!(results.next().is_none());
+    assert!(results.next().is_none());
+}
+
+#[mproc::test]
+fn map_timeout_stops_its_late_calls_and_the_executor_runs_new_work() {
+    let ex = executor(1);
+    let before = all_worker_pids(&ex);
+    let t = Instant::now();
+    let mut results = ex.map_timeout(sleeps, [60_000, 60_000, 60_000], Duration::from_millis(200));
+    assert!(matches!(results.next(), Some(Err(Error::Timeout))));
+    drop(results);
+    // The one worker was busy with a 60 s call: it was stopped and replaced.
+    assert_eq!(ex.submit(square, (3,)).result_timeout(Duration::from_secs(30)).unwrap(), 9);
+    assert!(t.elapsed() < Duration::from_secs(30), "new work waited {:?}", t.elapsed());
+    let insights = ex.insights();
+    assert_eq!(insights.restarts.len(), 1, "{:?}", insights.restarts);
+    assert_eq!(insights.restarts[0].pid, before[0]);
+    assert!(!common::running(before[0]), "the late call's worker still runs");
+    assert_eq!(ex.map(square, 0..4u64).map(Result::unwrap).collect::<Vec<_>>(), vec![0, 1, 4, 9]);
+}
+
+#[mproc::test]
+fn map_timeout_leaves_no_process_behind() {
+    let ex = executor(2);
+    let results: Vec<_> =
+        ex.map_timeout(sleeps, [10, 60_000, 60_000, 60_000, 10], Duration::from_millis(300)).collect();
+    assert!(matches!(results[..], [Ok(10), Err(Error::Timeout)]), "{results:?}");
+    let pids = all_worker_pids(&ex);
+    assert!(pids.len() >= 2, "{pids:?}");
+    let t = Instant::now();
+    ex.shutdown(true, false);
+    assert!(t.elapsed() < Duration::from_secs(20), "shutdown waited {:?}", t.elapsed());
+    for pid in pids {
+        assert!(common::eventually(Duration::from_secs(10), || !common::running(pid)), "worker {pid} survived");
+    }
+}
+
+#[mproc::test]
+fn map_timeout_pulls_an_endless_input_lazily() {
+    let ex = executor(2);
+    let first: Vec<u64> = ex.map_timeout(square, 1u64.., Duration::from_secs(60)).take(5).map(Result::unwrap).collect();
+    assert_eq!(first, vec![1, 4, 9, 16, 25]);
+}
+
+#[mproc::test]
+fn map_timeout_with_a_task_of_several_arguments_takes_tuples() {
+    let ex = executor(1);
+    let sums: Vec<i64> =
+        ex.map_timeout(add, vec![(1, 2), (3, 4)], Duration::from_secs(60)).map(Result::unwrap).collect();
+    assert_eq!(sums, vec![3, 7]);
+}
+
+#[mproc::test]
+fn map_timeout_yields_a_failing_item_as_its_error_and_goes_on() {
+    let ex = executor(1);
+    let results: Vec<_> = ex.map_timeout(fails_on, [1, 2, 3], Duration::from_secs(60)).collect();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap(), &1);
+    assert!(matches!(results[1], Err(Error::Panicked { .. })), "{results:?}");
+    assert_eq!(results[2].as_ref().unwrap(), &3);
 }

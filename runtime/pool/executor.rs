@@ -1,17 +1,26 @@
 //! `Executor`: Python's `concurrent.futures.ProcessPoolExecutor`, on the pool engine.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::iter::FusedIterator;
 use std::pin::Pin;
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::engine::Engine;
+use super::engine::{Engine, Job};
+use super::result::decode_one;
+use super::slot::Slot;
 use super::{AsyncResult, Imap, Pool, PoolBuilder};
 use crate::error::{Error, Result};
+use crate::handle;
 use crate::start::StartMethod;
-use crate::task::{MapFn, TaskFn, TaskValue};
+use crate::task::{self, MapFn, TaskFn, TaskValue};
+
+/// Calls of a [`Executor::map_timeout`] in flight per worker: enough to keep a
+/// worker with short calls busy (as `imap`'s window of chunks).
+const MAP_WINDOW_PER_WORKER: usize = 16;
 
 /// A pool of worker processes with futures (Python's `ProcessPoolExecutor`).
 ///
@@ -66,6 +75,83 @@ impl Executor {
         M: 'p,
     {
         self.pool.imap(f, items)
+    }
+
+    /// [`map`](Self::map) with a deadline: Python's `Executor.map(fn, items,
+    /// timeout=...)`. The timeout counts from this call, not per item: results
+    /// that arrive in time are yielded in input order, and the first one not
+    /// there when `timeout` has passed is yielded as `Err(Error::Timeout)`,
+    /// after which the iterator ends.
+    ///
+    /// At the timeout, nothing of this map outlives it: its calls still queued
+    /// are cancelled and those running are stopped, their workers killed and
+    /// replaced (as [`TaskFuture::cancel_and_kill`]), so a hung call cannot hold
+    /// a worker. The executor stays usable, and other work on it is untouched.
+    /// Dropping the iterator before the end is as for `map`: queued calls are
+    /// cancelled, running ones finish (their results are discarded).
+    ///
+    /// Each item is its own job (Python's `chunksize=1`), so that a call can be
+    /// stopped alone. The first calls are queued at once (the clock is
+    /// running), the rest of the input is pulled as they complete, a bounded
+    /// number in flight, so an endless input works. A one-argument task takes
+    /// the items themselves; a task of several arguments takes argument
+    /// tuples. An item that fails on its own (a panic, or the builder's
+    /// [`task_timeout`](ExecutorBuilder::task_timeout), also `Err(Timeout)`)
+    /// is yielded as its error and the map goes on.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// #[mproc::task]
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    ///
+    /// let ex = mproc::Executor::new(2)?;
+    /// let mut results = ex.map_timeout(nap, [10, 60_000, 20], Duration::from_secs(2));
+    /// assert_eq!(results.next().unwrap()?, 10);
+    /// assert!(matches!(results.next(), Some(Err(mproc::Error::Timeout))));
+    /// assert!(results.next().is_none());
+    /// # Ok::<(), mproc::Error>(())
+    /// ```
+    pub fn map_timeout<'p, F, I, M>(
+        &'p self,
+        f: F,
+        items: I,
+        timeout: Duration,
+    ) -> impl FusedIterator<Item = Result<F::Output>> + 'p
+    where
+        F: MapFn<I::Item, M>,
+        I: IntoIterator,
+        I::IntoIter: 'p,
+        I::Item: 'p,
+        M: 'p,
+    {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut input = items.into_iter();
+        let mut map = MapTimeout {
+            submit: Box::new(move || input.next().map(|item| self.submit_item(f, item))),
+            in_flight: VecDeque::new(),
+            window: MAP_WINDOW_PER_WORKER * self.pool.processes().max(1),
+            deadline,
+            exhausted: false,
+            ended: false,
+        };
+        // The clock runs from now: so does the work.
+        map.refill();
+        map
+    }
+
+    /// Queues one item of a map as its own job, so that it can be waited on,
+    /// cancelled and killed alone (`Pool::submit_one` for a [`MapFn`]).
+    fn submit_item<F: MapFn<Item, M>, Item, M>(&self, f: F, item: Item) -> TaskFuture<F::Output> {
+        let engine = self.pool.engine();
+        let submitted = task::of(&f).and_then(|entry| {
+            let (chunk, fds) = handle::encode_with_handles(std::slice::from_ref(&F::args(item)))?;
+            let slot = Slot::new();
+            let job = Job { task: entry.name(), chunk, fds, items: 1, slot: slot.clone(), group: 0, index: 0 };
+            let ids = engine.submit([job])?;
+            Ok((AsyncResult::new(vec![slot], entry.name(), decode_one::<F::Output>), ids[0]))
+        });
+        let (result, id) = submitted.unwrap_or_else(|e| (AsyncResult::failed(e, decode_one::<F::Output>), 0));
+        TaskFuture { result: result.with_engine(engine.clone()), id, engine: engine.clone() }
     }
 
     /// Python's `shutdown`: no new tasks; with `cancel_futures`, queued tasks are
@@ -273,6 +359,87 @@ impl<T> Iterator for AsCompleted<T> {
         let i = self.rx.recv().ok()?;
         self.remaining -= 1;
         self.pending.get_mut(i).and_then(Option::take)
+    }
+}
+
+/// The iterator of [`Executor::map_timeout`]: a window of futures, waited on
+/// in input order against one deadline.
+struct MapTimeout<'p, T> {
+    /// Pulls the next item and submits it; `None` at the end of the input.
+    submit: Box<dyn FnMut() -> Option<TaskFuture<T>> + 'p>,
+    in_flight: VecDeque<TaskFuture<T>>,
+    window: usize,
+    /// `None`: a timeout too long to count.
+    deadline: Option<Instant>,
+    exhausted: bool,
+    ended: bool,
+}
+
+impl<T: 'static> MapTimeout<'_, T> {
+    fn refill(&mut self) {
+        while self.in_flight.len() < self.window && !self.exhausted {
+            match (self.submit)() {
+                Some(f) => {
+                    // Never queued (not a task, an argument that cannot be
+                    // encoded, the executor shut down): as `map`, end with
+                    // this error rather than pull the input on to fail again.
+                    self.exhausted = f.id == 0;
+                    self.in_flight.push_back(f);
+                }
+                None => self.exhausted = true,
+            }
+        }
+    }
+
+    /// Stops what is left: the last first, so that nothing queued behind a
+    /// running call is handed to the worker started in place of a killed one.
+    fn stop(&mut self) {
+        self.ended = true;
+        self.exhausted = true;
+        for f in self.in_flight.drain(..).rev() {
+            f.cancel_and_kill();
+        }
+    }
+}
+
+impl<T: 'static> Iterator for MapTimeout<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.ended {
+            return None;
+        }
+        self.refill();
+        let Some(next) = self.in_flight.front() else {
+            self.ended = true;
+            return None;
+        };
+        // A result that is already here is yielded even after the deadline.
+        let arrived = match self.deadline {
+            Some(deadline) => next.result.wait_timeout(deadline.saturating_duration_since(Instant::now())),
+            None => {
+                next.result.wait();
+                true
+            }
+        };
+        if !arrived {
+            self.stop();
+            return Some(Err(Error::Timeout));
+        }
+        self.in_flight.pop_front().map(TaskFuture::result)
+    }
+}
+
+impl<T: 'static> FusedIterator for MapTimeout<'_, T> {}
+
+/// Dropping it before the end cancels the calls still queued for it.
+impl<T> Drop for MapTimeout<'_, T> {
+    fn drop(&mut self) {
+        for f in self.in_flight.iter().rev() {
+            if f.id != 0 {
+                f.engine.cancel(f.id, false);
+            }
+        }
     }
 }
 
