@@ -6,12 +6,12 @@
 //! connects with the same address and key and works on the object. Here a
 //! child process serves a dict named `"counts"` on 127.0.0.1 (a port the
 //! system picks, sent back to the parent), and the main process connects with
-//! the key, counts words into the dict with an atomic `update_or` (the
+//! the key, counts words into the dict with an atomic `apply_or` (the
 //! `increment` task runs in the server), and reads it back. A client with the
 //! wrong key is refused. At the end the parent stops the server with
 //! `terminate` (a child dies with its parent in any case).
 //!
-//! Shows: `manager::Server`, `Manager::connect`, `get_dict`, `update_or`.
+//! Shows: `manager::Server`, `Manager::connect`, `get_dict`, `apply_or`.
 //!
 //! ```text
 //! cargo run --example manager_remote
@@ -55,7 +55,7 @@ fn main() -> mproc::Result<()> {
     let manager = Manager::connect(&address, AUTHKEY)?;
     let counts = manager.get_dict::<String, u64>("counts")?;
     for word in "the cat saw the dog and the bird".split(' ') {
-        counts.update_or(&word.to_string(), 0, increment)?;
+        counts.apply_or(&word.to_string(), 0, increment)?;
     }
     for (word, n) in counts.items()? {
         println!("{word}: {n}");

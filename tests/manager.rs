@@ -1,6 +1,7 @@
-//! Managers: the objects and their proxies, atomic updates by task, proxies
-//! passed to children under every start method, remote servers over TCP, and
-//! a server that keeps serving whatever its clients do.
+//! Managers: the objects and their proxies, atomic updates by task and by
+//! closure, queues, locks and events that wait in the server, custom objects,
+//! proxies passed to children under every start method, remote servers over
+//! TCP, and a server that keeps serving whatever its clients do.
 
 mod common;
 
@@ -9,8 +10,11 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use mproc::connection::{Address, Client};
-use mproc::manager::{DictProxy, ListProxy, Server, ServerHandle, ValueProxy};
+use mproc::manager::{
+    DictProxy, EventProxy, ListProxy, LockProxy, ObjectProxy, QueueProxy, Server, ServerHandle, ValueProxy,
+};
 use mproc::{Connection, Error, Manager, Pipe, Process, StartMethod};
+use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- tasks
 
@@ -29,7 +33,7 @@ fn refuses(_n: u64) -> u64 {
     panic!("no update today")
 }
 
-/// Not a task: `update` must refuse it.
+/// Not a task: `apply` must refuse it.
 fn plain(n: u64) -> u64 {
     n + 1
 }
@@ -43,9 +47,100 @@ fn fun1(dic: DictProxy<String, String>, lis: ListProxy<u32>, index: u32) {
 }
 
 #[mproc::task]
-fn increments(d: DictProxy<String, u64>, times: u32) {
+fn applies(d: DictProxy<String, u64>, times: u32) {
     for _ in 0..times {
-        d.update_or(&"n".to_string(), 0, increment).unwrap();
+        d.apply_or(&"n".to_string(), 0, increment).unwrap();
+    }
+}
+
+#[mproc::task]
+fn updates(d: DictProxy<String, u64>, times: u32) {
+    for _ in 0..times {
+        d.update_or(&"n".to_string(), 0, |v| v + 1).unwrap();
+    }
+}
+
+/// Updates `n` by a closure that says so on `inside`, then sleeps until killed.
+#[mproc::task]
+fn dies_inside_the_closure(d: DictProxy<String, u64>, inside: Connection<()>) {
+    d.update_or(&"n".to_string(), 0, |v| {
+        inside.send(&()).unwrap();
+        std::thread::sleep(Duration::from_secs(30));
+        v + 1
+    })
+    .unwrap();
+}
+
+/// Acquires `lock`, says so on `held`, and sleeps until killed.
+#[mproc::task]
+fn dies_holding(lock: LockProxy, held: Connection<()>) {
+    lock.acquire().unwrap();
+    held.send(&()).unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+/// Says so on `waiting`, then waits for an item until killed.
+#[mproc::task]
+fn dies_waiting(q: QueueProxy<u32>, waiting: Connection<()>) {
+    waiting.send(&()).unwrap();
+    let _ = q.get();
+}
+
+#[mproc::task]
+fn produces(q: QueueProxy<u32>, n: u32) {
+    for i in 0..n {
+        q.put(i).unwrap();
+    }
+}
+
+#[mproc::task]
+fn waits_for(ev: EventProxy) -> bool {
+    ev.wait_timeout(Duration::from_secs(30)).unwrap()
+}
+
+#[mproc::task]
+fn tries_the_lock(lock: LockProxy) -> bool {
+    lock.try_acquire().unwrap()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Account {
+    owner: String,
+    balance: u64,
+}
+
+/// Adds `amount`; returns the new balance.
+#[mproc::task]
+fn deposit(mut account: Account, amount: u64) -> (Account, u64) {
+    account.balance += amount;
+    let balance = account.balance;
+    (account, balance)
+}
+
+/// Takes `amount` out if the balance covers it; returns the new balance, or why not.
+#[mproc::task]
+fn withdraw(mut account: Account, amount: u64) -> (Account, Result<u64, String>) {
+    match account.balance.checked_sub(amount) {
+        Some(left) => {
+            account.balance = left;
+            (account, Ok(left))
+        }
+        None => {
+            let why = format!("{} has {} only", account.owner, account.balance);
+            (account, Err(why))
+        }
+    }
+}
+
+#[mproc::task]
+fn freezes(_account: Account, _arg: ()) -> (Account, ()) {
+    panic!("account frozen")
+}
+
+#[mproc::task]
+fn deposits(account: ObjectProxy<Account>, times: u32) {
+    for _ in 0..times {
+        account.call(deposit, 1).unwrap();
     }
 }
 
@@ -91,6 +186,43 @@ impl Drop for Serving {
             t.join().unwrap().unwrap();
         }
     }
+}
+
+/// A child killed and reaped when dropped, so that a failing test leaves none behind.
+struct Reaped<T: mproc::TaskValue>(Option<Process<T>>);
+
+impl<T: mproc::TaskValue> Reaped<T> {
+    fn new(process: mproc::Result<Process<T>>) -> Reaped<T> {
+        Reaped(Some(process.unwrap()))
+    }
+
+    fn kill(&self) {
+        self.0.as_ref().unwrap().kill().unwrap();
+    }
+
+    fn join(mut self) -> mproc::Result<T> {
+        self.0.take().unwrap().join()
+    }
+}
+
+impl<T: mproc::TaskValue> Drop for Reaped<T> {
+    fn drop(&mut self) {
+        if let Some(process) = self.0.take() {
+            if process.is_alive() {
+                let _ = process.kill();
+            }
+            let _ = process.join_timeout(Duration::from_secs(10));
+        }
+    }
+}
+
+/// Whether `f` finishes within `limit`, run on a thread (left to finish on its own otherwise).
+fn finishes_within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
 }
 
 // ---------------------------------------------------------------- objects
@@ -146,8 +278,9 @@ fn a_namespace_holds_attributes_of_different_types() {
 #[mproc::test]
 fn a_value_gets_sets_and_updates() {
     let mgr = Manager::start().unwrap();
-    let v = mgr.value(41u64).unwrap();
-    assert_eq!(v.update(increment).unwrap(), 42);
+    let v = mgr.value(40u64).unwrap();
+    assert_eq!(v.apply(increment).unwrap(), 41);
+    assert_eq!(v.update(|n| n + 1).unwrap(), 42);
     v.set(7).unwrap();
     assert_eq!(v.get().unwrap(), 7);
 }
@@ -161,42 +294,42 @@ fn a_value_read_as_another_type_is_a_codec_error() {
     assert!(matches!(wrong.get(), Err(Error::Codec(_))));
 }
 
-// ---------------------------------------------------------------- updates
+// ---------------------------------------------------------------- apply: tasks in the server
 
 #[mproc::test]
-fn update_runs_the_task_on_the_stored_value_and_returns_the_new_one() {
+fn apply_runs_the_task_on_the_stored_value_and_returns_the_new_one() {
     let mgr = Manager::start().unwrap();
     let d = mgr.dict::<u32, String>().unwrap();
     d.insert(1, "hi".into()).unwrap();
-    assert_eq!(d.update(&1, shout).unwrap(), Some("HI".into()));
+    assert_eq!(d.apply(&1, shout).unwrap(), Some("HI".into()));
     assert_eq!(d.get(&1).unwrap(), Some("HI".into()));
 }
 
 #[mproc::test]
-fn update_of_a_missing_key_does_nothing_and_update_or_starts_from_the_default() {
+fn apply_of_a_missing_key_does_nothing_and_apply_or_starts_from_the_default() {
     let mgr = Manager::start().unwrap();
     let d = mgr.dict::<u32, u64>().unwrap();
-    assert_eq!(d.update(&1, increment).unwrap(), None);
+    assert_eq!(d.apply(&1, increment).unwrap(), None);
     assert!(!d.contains_key(&1).unwrap());
-    assert_eq!(d.update_or(&1, 10, increment).unwrap(), 11);
-    assert_eq!(d.update_or(&1, 10, increment).unwrap(), 12);
+    assert_eq!(d.apply_or(&1, 10, increment).unwrap(), 11);
+    assert_eq!(d.apply_or(&1, 10, increment).unwrap(), 12);
 }
 
 #[mproc::test]
-fn a_list_item_updates_in_place() {
+fn a_list_item_applies_in_place() {
     let mgr = Manager::start().unwrap();
     let l = mgr.list_from([1u64, 2]).unwrap();
-    assert_eq!(l.update(1, increment).unwrap(), Some(3));
-    assert_eq!(l.update(2, increment).unwrap(), None);
+    assert_eq!(l.apply(1, increment).unwrap(), Some(3));
+    assert_eq!(l.apply(2, increment).unwrap(), None);
     assert_eq!(l.to_vec().unwrap(), vec![1, 3]);
 }
 
 #[mproc::test]
-fn a_panicking_update_is_panicked_and_leaves_the_value() {
+fn a_panicking_apply_is_panicked_and_leaves_the_value() {
     let mgr = Manager::start().unwrap();
     let d = mgr.dict::<u32, u64>().unwrap();
     d.insert(1, 5).unwrap();
-    match d.update(&1, refuses) {
+    match d.apply(&1, refuses) {
         Err(Error::Panicked { task, message, .. }) => {
             assert!(task.ends_with("refuses"), "{task}");
             assert_eq!(message, "no update today");
@@ -207,11 +340,294 @@ fn a_panicking_update_is_panicked_and_leaves_the_value() {
 }
 
 #[mproc::test]
-fn update_with_a_function_that_is_not_a_task_is_not_a_task() {
+fn apply_with_a_function_that_is_not_a_task_is_not_a_task() {
     let mgr = Manager::start().unwrap();
     let d = mgr.dict::<u32, u64>().unwrap();
     d.insert(1, 5).unwrap();
-    assert!(matches!(d.update(&1, plain), Err(Error::NotATask { .. })));
+    assert!(matches!(d.apply(&1, plain), Err(Error::NotATask { .. })));
+}
+
+// ---------------------------------------------------------------- update: closures, with the object held
+
+#[mproc::test]
+fn update_runs_the_closure_on_the_stored_value_and_returns_the_new_one() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, String>().unwrap();
+    d.insert(1, "hi".into()).unwrap();
+    let suffix = "!".to_string();
+    assert_eq!(d.update(&1, |s| s + &suffix).unwrap(), Some("hi!".into()));
+    assert_eq!(d.get(&1).unwrap(), Some("hi!".into()));
+}
+
+#[mproc::test]
+fn update_of_a_missing_key_does_nothing_and_update_or_starts_from_the_default() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, u64>().unwrap();
+    assert_eq!(d.update(&1, |v| v + 1).unwrap(), None);
+    assert!(!d.contains_key(&1).unwrap());
+    assert_eq!(d.update_or(&1, 10, |v| v + 1).unwrap(), 11);
+    assert_eq!(d.update_or(&1, 10, |v| v + 1).unwrap(), 12);
+}
+
+#[mproc::test]
+fn a_list_item_updates_in_place_by_closure() {
+    let mgr = Manager::start().unwrap();
+    let l = mgr.list_from([1u64, 2]).unwrap();
+    assert_eq!(l.update(1, |v| v * 10).unwrap(), Some(20));
+    assert_eq!(l.update(2, |v| v * 10).unwrap(), None);
+    assert_eq!(l.to_vec().unwrap(), vec![1, 20]);
+}
+
+#[mproc::test]
+fn a_panicking_closure_releases_the_object_unchanged() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, u64>().unwrap();
+    d.insert(1, 5).unwrap();
+    let panicked = std::panic::catch_unwind(|| d.update(&1, |_| panic!("no update today")));
+    assert!(panicked.is_err());
+    // Another connection (a proxy of its own, as a child would have) gets through at once.
+    let other: DictProxy<u32, u64> = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+    let got = finishes_within(Duration::from_secs(10), move || other.update(&1, |v| v + 1).unwrap());
+    assert_eq!(got, Some(Some(6)));
+}
+
+#[mproc::test]
+fn a_closure_may_use_the_object_it_updates() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<String, u64>().unwrap();
+    d.insert("step".into(), 5).unwrap();
+    let total = d.update_or(&"total".into(), 0, |v| v + d.get(&"step".into()).unwrap().unwrap()).unwrap();
+    assert_eq!(total, 5);
+}
+
+#[mproc::test]
+fn threads_of_one_process_updating_by_closure_lose_nothing() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<String, u64>().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..250 {
+                    d.update_or(&"n".into(), 0, |v| v + 1).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(d.get(&"n".into()).unwrap(), Some(1000));
+}
+
+#[mproc::test]
+fn a_process_killed_inside_the_closure_releases_the_object() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<String, u64>().unwrap();
+    let (inside, tx) = Pipe::<()>::simplex().unwrap();
+    let child = Reaped::new(mproc::spawn!(dies_inside_the_closure(d.clone(), tx)));
+    inside.recv_timeout(Duration::from_secs(30)).unwrap();
+    // The child holds the dict: another update waits...
+    let other = d.clone();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(other.update_or(&"n".into(), 0, |v| v + 10));
+    });
+    assert!(done.recv_timeout(Duration::from_millis(300)).is_err(), "an update went past another process's hold");
+    // ...until the child dies, without its update.
+    child.kill();
+    assert_eq!(done.recv_timeout(Duration::from_secs(10)).unwrap().unwrap(), 10);
+}
+
+// ---------------------------------------------------------------- queues, locks and events
+
+#[mproc::test]
+fn a_queue_is_first_in_first_out() {
+    let mgr = Manager::start().unwrap();
+    let q = mgr.queue::<u32>().unwrap();
+    assert!(q.is_empty().unwrap());
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    assert_eq!(q.len().unwrap(), 3);
+    assert_eq!((q.get().unwrap(), q.try_get().unwrap(), q.get().unwrap()), (0, 1, 2));
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
+}
+
+#[mproc::test]
+fn get_waits_for_a_put() {
+    let mgr = Manager::start().unwrap();
+    let q = mgr.queue::<String>().unwrap();
+    let producer = q.clone();
+    let put = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        producer.put("late".into()).unwrap();
+    });
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), "late");
+    put.join().unwrap();
+}
+
+#[mproc::test]
+fn get_timeout_on_an_empty_queue_is_empty_once_the_timeout_ran_out() {
+    let mgr = Manager::start().unwrap();
+    let q = mgr.queue::<u32>().unwrap();
+    let started = Instant::now();
+    assert!(matches!(q.get_timeout(Duration::from_millis(300)), Err(Error::Empty)));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[mproc::test]
+fn a_queue_carries_items_between_processes() {
+    let mgr = Manager::start().unwrap();
+    let q = mgr.queue::<u32>().unwrap();
+    let producer = Reaped::new(mproc::spawn!(produces(q.clone(), 100)));
+    let got: Vec<u32> = (0..100).map(|_| q.get_timeout(Duration::from_secs(30)).unwrap()).collect();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    producer.join().unwrap();
+}
+
+#[mproc::test]
+fn a_waiting_get_does_not_hold_up_the_other_threads_of_its_process() {
+    let mgr = Manager::start().unwrap();
+    let q = mgr.queue::<u32>().unwrap();
+    let d = mgr.dict::<u32, u32>().unwrap();
+    let waiter = q.clone();
+    let waiting = std::thread::spawn(move || waiter.get_timeout(Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    d.insert(1, 1).unwrap();
+    q.put(7).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(waiting.join().unwrap().unwrap(), 7);
+}
+
+#[mproc::test]
+fn a_waiter_whose_process_dies_is_dropped() {
+    let mgr = Manager::start().unwrap();
+    let q = mgr.queue::<u32>().unwrap();
+    let (waiting, tx) = Pipe::<()>::simplex().unwrap();
+    let child = Reaped::new(mproc::spawn!(dies_waiting(q.clone(), tx)));
+    waiting.recv_timeout(Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // in its get by now
+    child.kill();
+    let _ = child.join();
+    std::thread::sleep(Duration::from_millis(300)); // the server notices within its poll
+    q.put(1).unwrap();
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 1);
+}
+
+#[mproc::test]
+fn a_blocking_get_fails_at_once_when_the_server_dies() {
+    let mgr = Manager::start().unwrap();
+    let q = mgr.queue::<u32>().unwrap();
+    let waiter = q.clone();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(waiter.get().is_err());
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = mgr.pid().unwrap().as_raw();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(done.recv_timeout(Duration::from_secs(10)), Ok(true));
+}
+
+#[mproc::test]
+fn a_lock_excludes_other_processes_until_released() {
+    let mgr = Manager::start().unwrap();
+    let lock = mgr.lock().unwrap();
+    {
+        let _guard = lock.lock().unwrap();
+        assert!(!mproc::spawn!(tries_the_lock(lock.clone())).unwrap().join().unwrap());
+        assert!(!lock.acquire_timeout(Duration::from_millis(100)).unwrap());
+    }
+    assert!(mproc::spawn!(tries_the_lock(lock.clone())).unwrap().join().unwrap());
+}
+
+#[mproc::test]
+fn a_lock_held_by_a_killed_process_is_released() {
+    let mgr = Manager::start().unwrap();
+    let lock = mgr.lock().unwrap();
+    let (held, tx) = Pipe::<()>::simplex().unwrap();
+    let child = Reaped::new(mproc::spawn!(dies_holding(lock.clone(), tx)));
+    held.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(!lock.try_acquire().unwrap());
+    child.kill();
+    assert!(lock.acquire_timeout(Duration::from_secs(10)).unwrap());
+}
+
+#[mproc::test]
+fn release_of_a_free_lock_is_misuse() {
+    let mgr = Manager::start().unwrap();
+    let lock = mgr.lock().unwrap();
+    assert!(matches!(lock.release(), Err(Error::Misuse { .. })));
+}
+
+#[mproc::test]
+fn an_event_wakes_its_waiters_in_other_processes() {
+    let mgr = Manager::start().unwrap();
+    let ev = mgr.event().unwrap();
+    let waiters: Vec<_> = (0..3).map(|_| Reaped::new(mproc::spawn!(waits_for(ev.clone())))).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    ev.set().unwrap();
+    for waiter in waiters {
+        assert!(waiter.join().unwrap());
+    }
+}
+
+#[mproc::test]
+fn event_wait_timeout_is_false_once_the_timeout_ran_out() {
+    let mgr = Manager::start().unwrap();
+    let ev = mgr.event().unwrap();
+    let started = Instant::now();
+    assert!(!ev.wait_timeout(Duration::from_millis(300)).unwrap());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    ev.set().unwrap();
+    ev.clear().unwrap();
+    assert!(!ev.is_set().unwrap());
+}
+
+// ---------------------------------------------------------------- custom objects
+
+#[mproc::test]
+fn a_custom_object_runs_its_operations_in_the_server() {
+    let mgr = Manager::start().unwrap();
+    let account = mgr.object(Account { owner: "ada".into(), balance: 10 }).unwrap();
+    assert_eq!(account.call(deposit, 5).unwrap(), 15);
+    assert_eq!(account.call(withdraw, 20).unwrap(), Err("ada has 15 only".to_string()));
+    assert_eq!(account.call(withdraw, 5).unwrap(), Ok(10));
+    assert_eq!(account.get().unwrap(), Account { owner: "ada".into(), balance: 10 });
+}
+
+#[mproc::test]
+fn a_custom_object_gets_sets_and_updates_by_closure() {
+    let mgr = Manager::start().unwrap();
+    let account = mgr.object(Account { owner: "ada".into(), balance: 1 }).unwrap();
+    account.set(Account { owner: "grace".into(), balance: 2 }).unwrap();
+    let updated = account.update(|mut a| {
+        a.balance *= 10;
+        a
+    });
+    assert_eq!(updated.unwrap().balance, 20);
+    assert_eq!(account.get().unwrap().owner, "grace");
+}
+
+#[mproc::test]
+fn a_panicking_operation_is_panicked_and_leaves_the_object() {
+    let mgr = Manager::start().unwrap();
+    let account = mgr.object(Account { owner: "ada".into(), balance: 3 }).unwrap();
+    match account.call(freezes, ()) {
+        Err(Error::Panicked { message, .. }) => assert_eq!(message, "account frozen"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(account.call(deposit, 1).unwrap(), 4);
+}
+
+#[mproc::test]
+fn four_processes_calling_an_operation_lose_nothing() {
+    let mgr = Manager::start().unwrap();
+    let account = mgr.object(Account { owner: "ada".into(), balance: 0 }).unwrap();
+    let children: Vec<_> = (0..4).map(|_| Reaped::new(mproc::spawn!(deposits(account.clone(), 250)))).collect();
+    for child in children {
+        child.join().unwrap();
+    }
+    assert_eq!(account.get().unwrap().balance, 1000);
 }
 
 // ---------------------------------------------------------------- the server process
@@ -309,12 +725,12 @@ fn a_forked_child_opens_its_own_connection_and_the_parent_keeps_its() {
     let child_d = d.clone();
     let child = mproc::fork(move || {
         for _ in 0..500 {
-            child_d.update(&"n".to_string(), increment).unwrap();
+            child_d.apply(&"n".to_string(), increment).unwrap();
         }
     })
     .unwrap();
     for _ in 0..500 {
-        d.update(&"n".to_string(), increment).unwrap();
+        d.apply(&"n".to_string(), increment).unwrap();
     }
     child.join().unwrap();
     assert_eq!(d.get(&"n".into()).unwrap(), Some(1000));
@@ -348,11 +764,24 @@ macro_rules! for_each_start_method {
             }
 
             #[mproc::test]
-            fn eight_processes_of_a_thousand_updates_count_to_eight_thousand() {
+            fn eight_processes_of_a_thousand_applies_count_to_eight_thousand() {
                 let mgr = Manager::start_with(METHOD).unwrap();
                 let d = mgr.dict::<String, u64>().unwrap();
                 let children: Vec<_> = (0..8)
-                    .map(|_| Process::builder().start_method(METHOD).spawn(increments, (d.clone(), 1000)).unwrap())
+                    .map(|_| Process::builder().start_method(METHOD).spawn(applies, (d.clone(), 1000)).unwrap())
+                    .collect();
+                for child in children {
+                    child.join().unwrap();
+                }
+                assert_eq!(d.get(&"n".into()).unwrap(), Some(8000));
+            }
+
+            #[mproc::test]
+            fn eight_processes_of_a_thousand_closure_updates_count_to_eight_thousand() {
+                let mgr = Manager::start_with(METHOD).unwrap();
+                let d = mgr.dict::<String, u64>().unwrap();
+                let children: Vec<_> = (0..8)
+                    .map(|_| Process::builder().start_method(METHOD).spawn(updates, (d.clone(), 1000)).unwrap())
                     .collect();
                 for child in children {
                     child.join().unwrap();
@@ -377,15 +806,58 @@ fn a_client_gets_published_objects_by_name_over_tcp() {
     });
     let mgr = Manager::connect(&serving.addr, b"key").unwrap();
     let scores = mgr.get_dict::<String, u64>("scores").unwrap();
-    scores.update_or(&"ada".to_string(), 0, increment).unwrap();
+    scores.apply_or(&"ada".to_string(), 0, increment).unwrap();
     assert_eq!(scores.get(&"ada".into()).unwrap(), Some(1));
     mgr.get_list::<String>("log").unwrap().push("x".into()).unwrap();
     mgr.get_namespace("config").unwrap().set("depth", 3u8).unwrap();
-    assert_eq!(mgr.get_value::<u64>("total").unwrap().update(increment).unwrap(), 6);
+    assert_eq!(mgr.get_value::<u64>("total").unwrap().apply(increment).unwrap(), 6);
     // A second client sees the same objects.
     let other = Manager::connect(&serving.addr, b"key").unwrap();
     assert_eq!(other.get_list::<String>("log").unwrap().to_vec().unwrap(), vec!["x".to_string()]);
     assert_eq!(other.get_namespace("config").unwrap().get::<u8>("depth").unwrap(), Some(3));
+}
+
+#[mproc::test]
+fn a_client_gets_published_queues_locks_events_and_objects_by_name() {
+    let serving = Serving::new(b"key", |s| {
+        s.queue("jobs");
+        s.lock("mutex");
+        s.event("go");
+        s.object("account", &Account { owner: "ada".into(), balance: 1 }).unwrap();
+    });
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    mgr.get_queue::<u32>("jobs").unwrap().put(3).unwrap();
+    assert!(mgr.get_lock("mutex").unwrap().try_acquire().unwrap());
+    mgr.get_event("go").unwrap().set().unwrap();
+    assert_eq!(mgr.get_object::<Account>("account").unwrap().call(deposit, 1).unwrap(), 2);
+    let other = Manager::connect(&serving.addr, b"key").unwrap();
+    assert_eq!(other.get_queue::<u32>("jobs").unwrap().try_get().unwrap(), 3);
+    assert!(!other.get_lock("mutex").unwrap().try_acquire().unwrap());
+    assert!(other.get_event("go").unwrap().is_set().unwrap());
+}
+
+#[mproc::test]
+fn a_custom_object_asked_for_as_another_type_is_misuse_naming_both() {
+    let serving = Serving::new(b"key", |s| s.object("account", &Account { owner: "ada".into(), balance: 1 }).unwrap());
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    match mgr.get_object::<String>("account") {
+        Err(Error::Misuse { what }) => {
+            assert!(what.contains("Account") && what.contains("String"), "{what}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[mproc::test]
+fn a_lock_is_released_when_its_client_disconnects() {
+    let serving = Serving::new(b"key", |s| s.lock("mutex"));
+    let holder = Manager::connect(&serving.addr, b"key").unwrap();
+    assert!(holder.get_lock("mutex").unwrap().try_acquire().unwrap());
+    let other = Manager::connect(&serving.addr, b"key").unwrap();
+    let lock = other.get_lock("mutex").unwrap();
+    assert!(!lock.try_acquire().unwrap());
+    holder.shutdown().unwrap(); // closes its connections
+    assert!(lock.acquire_timeout(Duration::from_secs(10)).unwrap());
 }
 
 #[mproc::test]
@@ -488,7 +960,7 @@ fn thirty_two_clients_of_a_thousand_operations_lose_nothing() {
                 let counts = mgr.get_dict::<u64, u64>("counts").unwrap();
                 let log = mgr.get_list::<u64>("log").unwrap();
                 for i in 0..500 {
-                    counts.update_or(&(i % 7), 0, increment).unwrap();
+                    counts.apply_or(&(i % 7), 0, increment).unwrap();
                     log.push(t * 1000 + i).unwrap();
                 }
             })

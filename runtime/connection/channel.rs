@@ -16,6 +16,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -195,6 +196,9 @@ pub(crate) struct Channel {
     inbox: Mutex<Inbox>,
     /// Held for the whole of each frame written.
     outbox: Mutex<()>,
+    /// Set when a send timed out, perhaps in the middle of a frame: the
+    /// outgoing stream is out of step, and no later send is attempted.
+    send_broken: AtomicBool,
 }
 
 impl Channel {
@@ -211,7 +215,13 @@ impl Channel {
     }
 
     fn over(transport: Transport, direction: Direction, max: u64) -> Channel {
-        Channel { transport, direction, inbox: Mutex::new(Inbox::new(max)), outbox: Mutex::new(()) }
+        Channel {
+            transport,
+            direction,
+            inbox: Mutex::new(Inbox::new(max)),
+            outbox: Mutex::new(()),
+            send_broken: AtomicBool::new(false),
+        }
     }
 
     pub(crate) fn direction(&self) -> Direction {
@@ -294,21 +304,45 @@ impl Channel {
         Ok(())
     }
 
-    /// Writes one message. `deadline` bounds the whole write: it is used by the
-    /// handshake only, since a frame cut short by a timeout leaves the stream out of
-    /// step for the peer.
+    /// Writes one message. `deadline` bounds the whole write. A frame cut short
+    /// by a timeout leaves the stream out of step for the peer, so a timeout
+    /// breaks the sending side for good: every later send is refused, and a
+    /// socket is shut down for writing, so that the peer sees the stream end (in
+    /// the middle of a message) instead of waiting for the rest of it.
     pub(crate) fn send(&self, payload: &[u8], deadline: Option<Instant>) -> Result<()> {
         self.check_can_send("send")?;
         let _frame = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.send_broken.load(Ordering::Acquire) {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "cannot send on this connection any more: an earlier send timed out, perhaps in the middle of a \
+                 message",
+            )));
+        }
         let written = match &self.transport {
             Transport::Socket(fd) => write_frame(fd.as_fd(), payload, deadline),
             Transport::Ring(link) => link.send(&[&(payload.len() as u64).to_le_bytes(), payload], deadline),
         };
         written.map_err(|e| match e.raw_os_error() {
             Some(libc::EPIPE) | Some(libc::ECONNRESET) => Error::Eof,
-            _ if e.kind() == io::ErrorKind::TimedOut => Error::Timeout,
+            _ if e.kind() == io::ErrorKind::TimedOut => {
+                self.break_sending();
+                Error::Timeout
+            }
             _ => Error::Io(e),
         })
+    }
+
+    /// Refuses every later send, and tells a socket's peer that nothing more comes.
+    fn break_sending(&self) {
+        self.send_broken.store(true, Ordering::Release);
+        if let Transport::Socket(fd) = &self.transport
+            && let Ok(copy) = fd.try_clone()
+        {
+            // shutdown(2) works on any stream socket, TCP included; the copy
+            // closes when dropped, the socket stays open for receiving.
+            let _ = std::os::unix::net::UnixStream::from(copy).shutdown(std::net::Shutdown::Write);
+        }
     }
 
     /// Waits until `step` has an answer for the inbox, or `deadline` passes

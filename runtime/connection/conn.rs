@@ -82,6 +82,30 @@ impl<T> Connection<T> {
         self.chan.send(bytes, None)
     }
 
+    /// [`send_bytes`](Self::send_bytes), waiting at most `timeout` for the other
+    /// end to make room (it may be slow to read, or not read at all):
+    /// [`Error::Timeout`] after that.
+    ///
+    /// **A timed-out send breaks this end for sending**: part of the message
+    /// may have gone, and the stream has no boundary left for the other end to
+    /// resynchronise on. Every later send fails with an [`Error::Io`] of kind
+    /// `BrokenPipe`, and over a socket the other end sees the stream end in the
+    /// middle of a message (receiving still works on this end). Drop the
+    /// connection after a timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (a, _b) = mproc::Pipe::<()>::duplex()?;
+    /// let big = vec![0u8; 64 << 20]; // more than the pipe holds, and nobody reads
+    /// assert!(matches!(a.send_bytes_timeout(&big, Duration::from_millis(50)), Err(mproc::Error::Timeout)));
+    /// assert!(a.send_bytes(b"x").is_err());
+    /// # Ok::<(), mproc::Error>(())
+    /// ```
+    pub fn send_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<()> {
+        self.chan.send(bytes, deadline_after(timeout))
+    }
+
     /// Receives the next message as bytes, waiting for it.
     ///
     /// Returns [`Error::Eof`] once the other end is closed and every message sent

@@ -7,20 +7,35 @@
 //!   Unix socket in a private directory, with a random authkey.
 //! - [`Server`] serves published objects over TCP (or a Unix socket) to other
 //!   hosts, and [`Manager::connect`] reaches it with the shared authkey.
-//! - [`DictProxy`], [`ListProxy`], [`NamespaceProxy`] and [`ValueProxy`] are
-//!   the typed faces of the objects: every method is one request, and returns a
+//! - [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`],
+//!   [`QueueProxy`], [`LockProxy`], [`EventProxy`] and [`ObjectProxy`] are the
+//!   typed faces of the objects: every method is a request (one, but for the
+//!   closure `update`s and [`ObjectProxy::call`]: two), and returns a
 //!   `Result`. They are plain data (address, authkey, object id), so they pass
 //!   as task arguments under every start method, or inside messages.
 //!
-//! ## What the server runs
+//! ## Atomic updates, and what the server runs
 //!
 //! Values are typed serde data, stored in the server as their encoding: unlike
 //! CPython's pickle, nothing a client sends makes the server run code, except
-//! one thing it asks for by name — the `#[mproc::task]` function of an
-//! `update` call (`DictProxy::update`), which must be registered in the
-//! server's binary and runs on the stored value, with the object locked. That
-//! is what makes `update` atomic where `d[k] = d[k] + 1` through two requests
-//! is not.
+//! what it asks for by name — the `#[mproc::task]` function of an `apply`
+//! ([`DictProxy::apply`]) or of a custom object's [`call`](ObjectProxy::call),
+//! which must be registered in the server's binary and runs on the stored
+//! value, with the object locked.
+//!
+//! `d[k] = d[k] + 1` through two requests loses updates; two ways don't:
+//!
+//! | | `update(&k, \|v\| v + 1)` | `apply(&k, increment)` |
+//! |---|---|---|
+//! | the function | any closure, run in this process | a `#[mproc::task] fn(V) -> V`, run in the server |
+//! | requests | two (read and hold, write and release) | one |
+//! | others meanwhile | wait for the whole round trip and closure | wait for the task |
+//!
+//! The closure form holds the object for this process's connection between
+//! its two requests: other clients' requests on the object wait; a panic in the
+//! closure releases it unchanged, and so does the death of the process (the
+//! server releases whatever a closed connection held). Prefer `apply` on hot
+//! paths.
 //!
 //! ```
 //! #[mproc::task]
@@ -40,21 +55,29 @@
 //! # Ok::<(), mproc::Error>(())
 //! ```
 
+mod collections;
 mod local;
+mod object;
 mod protocol;
 mod proxy;
+mod remote;
 mod server;
+mod state;
 mod store;
+mod sync;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-pub use proxy::{DictProxy, ListProxy, NamespaceProxy, ValueProxy};
-pub use server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE, Server, ServerHandle};
+pub use collections::{DictProxy, ListProxy, NamespaceProxy, ValueProxy};
+pub use object::ObjectProxy;
+pub use server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE, DEFAULT_SEND_TIMEOUT, Server, ServerHandle};
+pub use sync::{EventProxy, LockProxy, LockProxyGuard, QueueProxy};
 
 use local::Owned;
 use protocol::{Blob, Kind};
-use proxy::{Proxy, Remote};
+use proxy::Proxy;
+use remote::Remote;
 
 use crate::codec;
 use crate::connection::{Address, ToAddress};
@@ -162,7 +185,7 @@ impl Manager {
 
     /// A new, empty dict in the server: Python's `manager.dict()`.
     pub fn dict<K: TaskValue, V: TaskValue>(&self) -> Result<DictProxy<K, V>> {
-        Proxy::create(&self.remote, Kind::Dict, Vec::new()).map(DictProxy::from_proxy)
+        Proxy::create(&self.remote, Kind::Dict, Vec::new(), None).map(DictProxy::from_proxy)
     }
 
     /// A new, empty list in the server: Python's `manager.list()`.
@@ -173,38 +196,84 @@ impl Manager {
     /// A new list holding `items`: Python's `manager.list(range(5))`.
     pub fn list_from<T: TaskValue>(&self, items: impl IntoIterator<Item = T>) -> Result<ListProxy<T>> {
         let init = items.into_iter().map(|v| codec::encode(&v).map(Blob)).collect::<Result<_>>()?;
-        Proxy::create(&self.remote, Kind::List, init).map(ListProxy::from_proxy)
+        Proxy::create(&self.remote, Kind::List, init, None).map(ListProxy::from_proxy)
     }
 
     /// A new, empty namespace in the server: Python's `manager.Namespace()`.
     pub fn namespace(&self) -> Result<NamespaceProxy> {
-        Proxy::create(&self.remote, Kind::Namespace, Vec::new()).map(NamespaceProxy::from_proxy)
+        Proxy::create(&self.remote, Kind::Namespace, Vec::new(), None).map(NamespaceProxy::from_proxy)
     }
 
     /// A new value in the server, holding `initial`: Python's `manager.Value(t, v)`.
     pub fn value<T: TaskValue>(&self, initial: T) -> Result<ValueProxy<T>> {
         let init = vec![Blob(codec::encode(&initial)?)];
-        Proxy::create(&self.remote, Kind::Value, init).map(ValueProxy::from_proxy)
+        Proxy::create(&self.remote, Kind::Value, init, None).map(ValueProxy::from_proxy)
+    }
+
+    /// A new, empty queue in the server: Python's `manager.Queue()`.
+    pub fn queue<T: TaskValue>(&self) -> Result<QueueProxy<T>> {
+        Proxy::create(&self.remote, Kind::Queue, Vec::new(), None).map(QueueProxy::from_proxy)
+    }
+
+    /// A new, free lock in the server: Python's `manager.Lock()`.
+    pub fn lock(&self) -> Result<LockProxy> {
+        Proxy::create(&self.remote, Kind::Lock, Vec::new(), None).map(LockProxy::from_proxy)
+    }
+
+    /// A new, clear event in the server: Python's `manager.Event()`.
+    pub fn event(&self) -> Result<EventProxy> {
+        Proxy::create(&self.remote, Kind::Event, Vec::new(), None).map(EventProxy::from_proxy)
+    }
+
+    /// A new custom object in the server, holding `initial`: what CPython's
+    /// `BaseManager.register` gives, with operations of your own
+    /// ([`ObjectProxy::call`]).
+    pub fn object<T: TaskValue>(&self, initial: T) -> Result<ObjectProxy<T>> {
+        let init = vec![Blob(codec::encode(&initial)?)];
+        Proxy::create(&self.remote, Kind::Object, init, Some(object::type_name::<T>())).map(ObjectProxy::from_proxy)
     }
 
     /// The dict the server published as `name` ([`Server::dict`]).
     pub fn get_dict<K: TaskValue, V: TaskValue>(&self, name: &str) -> Result<DictProxy<K, V>> {
-        Proxy::lookup(&self.remote, name, Kind::Dict).map(DictProxy::from_proxy)
+        Proxy::lookup(&self.remote, name, Kind::Dict, None).map(DictProxy::from_proxy)
     }
 
     /// The list the server published as `name` ([`Server::list`]).
     pub fn get_list<T: TaskValue>(&self, name: &str) -> Result<ListProxy<T>> {
-        Proxy::lookup(&self.remote, name, Kind::List).map(ListProxy::from_proxy)
+        Proxy::lookup(&self.remote, name, Kind::List, None).map(ListProxy::from_proxy)
     }
 
     /// The namespace the server published as `name` ([`Server::namespace`]).
     pub fn get_namespace(&self, name: &str) -> Result<NamespaceProxy> {
-        Proxy::lookup(&self.remote, name, Kind::Namespace).map(NamespaceProxy::from_proxy)
+        Proxy::lookup(&self.remote, name, Kind::Namespace, None).map(NamespaceProxy::from_proxy)
     }
 
     /// The value the server published as `name` ([`Server::value`]).
     pub fn get_value<T: TaskValue>(&self, name: &str) -> Result<ValueProxy<T>> {
-        Proxy::lookup(&self.remote, name, Kind::Value).map(ValueProxy::from_proxy)
+        Proxy::lookup(&self.remote, name, Kind::Value, None).map(ValueProxy::from_proxy)
+    }
+
+    /// The queue the server published as `name` ([`Server::queue`]).
+    pub fn get_queue<T: TaskValue>(&self, name: &str) -> Result<QueueProxy<T>> {
+        Proxy::lookup(&self.remote, name, Kind::Queue, None).map(QueueProxy::from_proxy)
+    }
+
+    /// The lock the server published as `name` ([`Server::lock`]).
+    pub fn get_lock(&self, name: &str) -> Result<LockProxy> {
+        Proxy::lookup(&self.remote, name, Kind::Lock, None).map(LockProxy::from_proxy)
+    }
+
+    /// The event the server published as `name` ([`Server::event`]).
+    pub fn get_event(&self, name: &str) -> Result<EventProxy> {
+        Proxy::lookup(&self.remote, name, Kind::Event, None).map(EventProxy::from_proxy)
+    }
+
+    /// The custom object the server published as `name` ([`Server::object`]),
+    /// which must be a `T`: [`Error::Misuse`](crate::Error::Misuse) naming both
+    /// types otherwise (types are compared by `std::any::type_name`, which is
+    /// the same for the same type in builds of the same code).
+    pub fn get_object<T: TaskValue>(&self, name: &str) -> Result<ObjectProxy<T>> {
+        Proxy::lookup(&self.remote, name, Kind::Object, Some(object::type_name::<T>())).map(ObjectProxy::from_proxy)
     }
 }
 

@@ -5,6 +5,13 @@
 //! value: the server never knows the types. Requests name an object by its id,
 //! which the server gave when the object was made ([`Request::Create`]) or
 //! looked up by name ([`Request::Lookup`]).
+//!
+//! A client sends nothing on a connection while it waits for an answer: the
+//! server, waiting on the client's behalf (a queue's `get`, a lock, an event, an
+//! object held by another connection), takes anything arriving meanwhile, the
+//! end of the stream included, as the client having gone.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +28,11 @@ pub(crate) enum Kind {
     List,
     Namespace,
     Value,
+    Queue,
+    Lock,
+    Event,
+    /// A value of a user type, named by [`Request::Create`]'s `type_name`.
+    Object,
 }
 
 impl Kind {
@@ -31,20 +43,45 @@ impl Kind {
             Kind::List => "list",
             Kind::Namespace => "namespace",
             Kind::Value => "value",
+            Kind::Queue => "queue",
+            Kind::Lock => "lock",
+            Kind::Event => "event",
+            Kind::Object => "custom object",
         }
     }
+}
+
+/// How long an operation that can block waits in the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Wait {
+    /// Not at all: answered [`Fault::Empty`] (a queue) or `false` at once.
+    No,
+    /// At most this long: then answered [`Fault::Timeout`] (a queue) or `false`.
+    For(Duration),
+    /// As long as it takes (or until the client goes, or the server stops).
+    Forever,
 }
 
 /// One request.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
-    /// Makes a new object (a list may start with items, a value must start with one).
+    /// Makes a new object (a list may start with items, a value or custom
+    /// object must start with one; a custom object names its type).
     /// Answered with [`Response::Id`].
-    Create { kind: Kind, init: Vec<Blob> },
-    /// Finds the object published under `name`. Answered with [`Response::Id`].
-    Lookup { name: String, kind: Kind },
+    Create { kind: Kind, init: Vec<Blob>, type_name: Option<String> },
+    /// Finds the object published under `name` (a custom object must be of
+    /// `type_name`). Answered with [`Response::Id`].
+    Lookup { name: String, kind: Kind, type_name: Option<String> },
     /// Applies `op` to the object `id`.
     Call { id: u64, op: Op },
+    /// Applies `op` (a read) to the object `id` and, if it succeeds, leaves the
+    /// object held by this connection until a [`Request::Release`]: other
+    /// connections' requests on it wait. Holds nest (a connection may hold an
+    /// object it holds), and end when the connection closes.
+    Hold { id: u64, op: Op },
+    /// Applies `op` (a write), if any, to an object this connection holds, and
+    /// ends one hold of it, whether `op` succeeded or not.
+    Release { id: u64, op: Option<Op> },
 }
 
 /// An operation on one object. Which kind of object each applies to is in its name.
@@ -69,7 +106,7 @@ pub(crate) enum Op {
     DictItems,
     /// Runs `task` on the value under `key` (or on `default` when the key is
     /// missing and a default is given) and stores what it returns.
-    DictUpdate {
+    DictApply {
         key: Blob,
         task: String,
         default: Option<Blob>,
@@ -88,7 +125,7 @@ pub(crate) enum Op {
         value: Blob,
     },
     ListPop,
-    ListUpdate {
+    ListApply {
         index: u64,
         task: String,
     },
@@ -106,15 +143,62 @@ pub(crate) enum Op {
     ValueSet {
         value: Blob,
     },
-    ValueUpdate {
+    ValueApply {
         task: String,
     },
-    /// Dicts, lists and namespaces.
+    QueuePut {
+        value: Blob,
+    },
+    /// Answered with the first item, or [`Fault::Empty`] / [`Fault::Timeout`].
+    QueueGet {
+        wait: Wait,
+    },
+    /// Answered `true` once this connection holds the lock, `false` if `wait` ran out.
+    LockAcquire {
+        wait: Wait,
+    },
+    /// [`Fault::NotHeld`] when the lock is free.
+    LockRelease,
+    EventSet,
+    EventClear,
+    EventIsSet,
+    /// Answered `true` once the flag is set, `false` if `wait` ran out.
+    EventWait {
+        wait: Wait,
+    },
+    ObjectGet,
+    ObjectSet {
+        value: Blob,
+    },
+    /// Only inside [`Request::Hold`]: runs the two-argument `task` on the stored
+    /// object and `arg`, keeps what it returns (the encoded pair `(T, R)`) aside
+    /// and answers it. The server cannot tell where `T` ends in it without the
+    /// types; the client can, and commits with [`Op::ObjectCommit`].
+    ObjectCall {
+        task: String,
+        arg: Blob,
+    },
+    /// Only inside [`Request::Release`]: stores the first `split` bytes of what
+    /// the held [`Op::ObjectCall`] returned as the object's new value.
+    ObjectCommit {
+        split: u64,
+    },
+    /// Dicts, lists, namespaces and queues.
     Len,
     /// Dicts, lists and namespaces.
     Clear,
     /// Lists (its items), dicts (its values).
     ToVec,
+}
+
+impl Op {
+    /// How long this operation may wait in the server.
+    pub(crate) fn wait(&self) -> Wait {
+        match self {
+            Op::QueueGet { wait } | Op::LockAcquire { wait } | Op::EventWait { wait } => *wait,
+            _ => Wait::No,
+        }
+    }
 }
 
 /// One response.
@@ -140,12 +224,20 @@ pub(crate) enum Fault {
     NoSuchName(String),
     /// The object (or the name) is another kind than the request needs.
     WrongKind { expected: Kind, found: Kind },
+    /// The custom object is of another type than the proxy's.
+    WrongType { expected: String, found: String },
     /// A list index past the end.
     IndexOutOfRange { index: u64, len: u64 },
-    /// The update task is not registered in the server's binary.
+    /// The task is not registered in the server's binary.
     UnknownTask(String),
-    /// The update task panicked or its value did not decode in it.
+    /// The task panicked or its value did not decode in it.
     Task { task: String, failure: Failure },
-    /// The request frame did not decode.
+    /// A release of a lock that is free, or of an object this connection does not hold.
+    NotHeld(Kind),
+    /// A queue was empty (when not waiting).
+    Empty,
+    /// The wait ran out.
+    Timeout,
+    /// The request frame did not decode, or is not valid where it was sent.
     BadRequest(String),
 }

@@ -1,131 +1,24 @@
 //! Proxies: typed faces on objects that live in a manager server.
 //!
 //! A proxy is plain data: the server's address, the authkey and the object's
-//! id. It opens its connection on first use, in each process: a connection
-//! made by another process (inherited through fork) is never used, since two
-//! processes writing requests into one socket would mix their frames. Clones
-//! share the connection of the process they are in; requests from several
-//! threads through one connection take turns.
+//! id. Its requests go through its [`Remote`]'s connections, opened on first
+//! use in each process. Clones share the connections of the process they are
+//! in. The typed faces are in `collections.rs` (dict, list, namespace, value),
+//! `sync.rs` (queue, lock, event) and `object.rs` (custom objects); this file is
+//! their shared core.
 
 use std::fmt;
-use std::io;
-use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{Blob, Fault, Kind, Op, Request, Response};
-use super::server::DEFAULT_MAX_MESSAGE;
+use super::protocol::{Blob, Fault, Kind, Op, Request, Response, Wait};
+use super::remote::{Lease, Remote};
 use crate::codec;
-use crate::connection::{Address, Client, Connection};
+use crate::connection::Address;
 use crate::error::{Error, Result};
 use crate::task::{self, TaskFn, TaskValue};
-
-/// How long a proxy waits to connect to its server and authenticate.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a proxy waits for the answer to a request. Requests never wait for
-/// one another in the server except for an object's lock (held during an
-/// `update` task), so only a stuck server or task gets near it.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A server, as one process's proxies reach it.
-pub(crate) struct Remote {
-    address: Address,
-    authkey: Vec<u8>,
-    link: Mutex<Option<Link>>,
-}
-
-/// A connection, and the process that opened it.
-struct Link {
-    pid: u32,
-    conn: Connection<()>,
-}
-
-impl Remote {
-    pub(crate) fn new(address: Address, authkey: Vec<u8>) -> Remote {
-        Remote { address, authkey, link: Mutex::new(None) }
-    }
-
-    pub(crate) fn address(&self) -> &Address {
-        &self.address
-    }
-
-    fn link(&self) -> MutexGuard<'_, Option<Link>> {
-        // Nothing panics with the lock held; the slot is consistent either way.
-        self.link.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Opens this process's connection now (to learn early that the server is
-    /// not there or the key is wrong).
-    pub(crate) fn connect(&self) -> Result<()> {
-        let mut link = self.link();
-        self.ensure(&mut link).map(drop)
-    }
-
-    /// Closes this process's connection, if open.
-    pub(crate) fn disconnect(&self) {
-        self.link().take();
-    }
-
-    fn ensure<'a>(&self, link: &'a mut Option<Link>) -> Result<&'a Connection<()>> {
-        let pid = std::process::id();
-        if link.as_ref().is_some_and(|l| l.pid != pid) {
-            // Inherited through fork: the parent's. Dropping closes only our copy.
-            *link = None;
-        }
-        if link.is_none() {
-            let conn = Client::<()>::connect_timeout(&self.address, &self.authkey, CONNECT_TIMEOUT)
-                .map_err(|e| self.unreachable(e))?;
-            conn.set_max_message(DEFAULT_MAX_MESSAGE);
-            *link = Some(Link { pid, conn });
-        }
-        match link {
-            Some(l) => Ok(&l.conn),
-            None => Err(Error::Closed),
-        }
-    }
-
-    /// Sends one request and waits for its response.
-    pub(crate) fn request(&self, request: &Request) -> Result<Response> {
-        let bytes = codec::encode(request)?;
-        let mut link = self.link();
-        let conn = self.ensure(&mut link)?;
-        let answer = conn.send_bytes(&bytes).and_then(|()| conn.recv_bytes_timeout(CALL_TIMEOUT));
-        match answer {
-            Ok(frame) => codec::decode(&frame),
-            Err(e) => {
-                // The stream may be out of step (a late answer would be taken for
-                // the next one's): the next request opens a new connection.
-                *link = None;
-                Err(self.lost(e))
-            }
-        }
-    }
-
-    fn unreachable(&self, e: Error) -> Error {
-        match e {
-            Error::Io(e) => Error::Io(io::Error::new(
-                e.kind(),
-                format!("cannot reach the manager at {}: {e} (has it shut down?)", self.address),
-            )),
-            other => other,
-        }
-    }
-
-    fn lost(&self, e: Error) -> Error {
-        match e {
-            Error::Io(e) => Error::Io(io::Error::new(
-                e.kind(),
-                format!("the connection to the manager at {} failed: {e}", self.address),
-            )),
-            // Eof: the server closed the connection (it shut down or died).
-            other => other,
-        }
-    }
-}
 
 /// The error a proxy call returns for a refused request.
 fn fault(f: Fault) -> Error {
@@ -139,75 +32,96 @@ fn fault(f: Fault) -> Error {
         Fault::WrongKind { expected, found } => {
             Error::Misuse { what: format!("the manager's object is a {}, not a {}", found.noun(), expected.noun()) }
         }
+        Fault::WrongType { expected, found } => Error::Misuse {
+            what: format!("the manager's custom object is a {found}, not a {expected}: ask for it with its own type"),
+        },
         Fault::IndexOutOfRange { index, len } => {
             Error::Misuse { what: format!("list index {index} is out of range for a list of {len} items") }
         }
         Fault::UnknownTask(name) => Error::NotATask { name },
         Fault::Task { task, failure } => failure.into_error(&task),
+        Fault::NotHeld(Kind::Lock) => Error::Misuse { what: "release of a manager lock that is not acquired".into() },
+        Fault::NotHeld(kind) => {
+            Error::Misuse { what: format!("release of a manager {} this connection does not hold", kind.noun()) }
+        }
+        Fault::Empty => Error::Empty,
+        Fault::Timeout => Error::Timeout,
         Fault::BadRequest(what) => Error::Codec(format!("the manager could not read the request: {what}")),
     }
 }
 
-fn unexpected(response: Response) -> Error {
+pub(crate) fn unexpected(response: Response) -> Error {
     match response {
         Response::Fault(f) => fault(f),
         other => Error::Codec(format!("the manager gave an unexpected answer: {other:?}")),
     }
 }
 
-fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Blob> {
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Blob> {
     codec::encode(value).map(Blob)
 }
 
-fn decode<T: DeserializeOwned>(blob: &Blob) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(blob: &Blob) -> Result<T> {
     codec::decode(&blob.0)
         .map_err(|e| Error::Codec(format!("a value from the manager is not a {}: {e}", std::any::type_name::<T>())))
 }
 
 /// The name of the task behind `f`, checked to be registered.
-fn task_name<F, A>(f: &F) -> Result<String>
+pub(crate) fn task_name<F, A>(f: &F) -> Result<String>
 where
     F: TaskFn<A>,
 {
     Ok(task::of(f)?.name().to_string())
 }
 
+/// The one item of an answer that always has one.
+pub(crate) fn some<T>(item: Option<T>) -> Result<T> {
+    item.ok_or_else(|| Error::Codec("the manager returned no value".into()))
+}
+
 /// The untyped core of every proxy: its server and its object.
 #[derive(Clone)]
 pub(crate) struct Proxy {
-    remote: Arc<Remote>,
-    id: u64,
+    pub(crate) remote: Arc<Remote>,
+    pub(crate) id: u64,
 }
 
 impl Proxy {
     /// Makes a new object of `kind` in the server.
-    pub(crate) fn create(remote: &Arc<Remote>, kind: Kind, init: Vec<Blob>) -> Result<Proxy> {
-        match remote.request(&Request::Create { kind, init })? {
+    pub(crate) fn create(
+        remote: &Arc<Remote>,
+        kind: Kind,
+        init: Vec<Blob>,
+        type_name: Option<String>,
+    ) -> Result<Proxy> {
+        match remote.request(&Request::Create { kind, init, type_name }, Wait::No)? {
             Response::Id(id) => Ok(Proxy { remote: remote.clone(), id }),
             other => Err(unexpected(other)),
         }
     }
 
-    /// The object published under `name`, which must be of `kind`.
-    pub(crate) fn lookup(remote: &Arc<Remote>, name: &str, kind: Kind) -> Result<Proxy> {
-        match remote.request(&Request::Lookup { name: name.to_string(), kind })? {
+    /// The object published under `name`, which must be of `kind` (and, for a
+    /// custom object, of the type named `type_name`).
+    pub(crate) fn lookup(remote: &Arc<Remote>, name: &str, kind: Kind, type_name: Option<String>) -> Result<Proxy> {
+        match remote.request(&Request::Lookup { name: name.to_string(), kind, type_name }, Wait::No)? {
             Response::Id(id) => Ok(Proxy { remote: remote.clone(), id }),
             other => Err(unexpected(other)),
         }
     }
 
-    fn call(&self, op: Op) -> Result<Response> {
-        self.remote.request(&Request::Call { id: self.id, op })
+    pub(crate) fn call(&self, op: Op) -> Result<Response> {
+        let wait = op.wait();
+        self.remote.request(&Request::Call { id: self.id, op }, wait)
     }
 
-    fn done(&self, op: Op) -> Result<()> {
+    pub(crate) fn done(&self, op: Op) -> Result<()> {
         match self.call(op)? {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }
 
-    fn item<T: DeserializeOwned>(&self, op: Op) -> Result<Option<T>> {
+    pub(crate) fn item<T: DeserializeOwned>(&self, op: Op) -> Result<Option<T>> {
         match self.call(op)? {
             Response::Item(item) => item.as_ref().map(decode).transpose(),
             other => Err(unexpected(other)),
@@ -215,45 +129,127 @@ impl Proxy {
     }
 
     /// For an answer that is an item: whether there was one (left undecoded).
-    fn present(&self, op: Op) -> Result<bool> {
+    pub(crate) fn present(&self, op: Op) -> Result<bool> {
         match self.call(op)? {
             Response::Item(item) => Ok(item.is_some()),
             other => Err(unexpected(other)),
         }
     }
 
-    fn items<T: DeserializeOwned>(&self, op: Op) -> Result<Vec<T>> {
+    pub(crate) fn items<T: DeserializeOwned>(&self, op: Op) -> Result<Vec<T>> {
         match self.call(op)? {
             Response::Items(items) => items.iter().map(decode).collect(),
             other => Err(unexpected(other)),
         }
     }
 
-    fn flag(&self, op: Op) -> Result<bool> {
+    pub(crate) fn flag(&self, op: Op) -> Result<bool> {
         match self.call(op)? {
             Response::Bool(b) => Ok(b),
             other => Err(unexpected(other)),
         }
     }
 
-    fn len(&self) -> Result<usize> {
+    pub(crate) fn len(&self) -> Result<usize> {
         match self.call(Op::Len)? {
             Response::Len(n) => usize::try_from(n).map_err(|_| Error::Codec(format!("a length of {n}"))),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// Runs `read` (an operation answered with an item) and holds the object
+    /// until the returned [`Held`] is released or dropped: the first half of a
+    /// closure `update`.
+    pub(crate) fn hold(&self, read: Op) -> Result<(Held<'_>, Option<Blob>)> {
+        let lease = self.remote.pin()?;
+        match self.remote.request_on(&lease, &Request::Hold { id: self.id, op: read }, Wait::No) {
+            Ok(Response::Item(item)) => Ok((Held { proxy: self, lease: Some(lease) }, item)),
+            Ok(other) => {
+                // Refused: nothing is held.
+                self.remote.unpin(lease, true);
+                Err(unexpected(other))
+            }
+            Err(e) => {
+                self.remote.unpin(lease, false);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A closure `update` on `proxy`: the value `read` finds (or `default`),
+/// changed by `f` in this process, written by `write`, the object held in the
+/// server from the read to the write — or, with neither a value nor a default,
+/// nothing done.
+pub(crate) fn update_with<V: TaskValue>(
+    proxy: &Proxy,
+    read: Op,
+    default: Option<V>,
+    f: impl FnOnce(V) -> V,
+    write: impl FnOnce(Blob) -> Op,
+) -> Result<Option<V>> {
+    let (held, item) = proxy.hold(read)?;
+    let current = match item.as_ref().map(decode::<V>).transpose()? {
+        Some(v) => v,
+        None => match default {
+            Some(v) => v,
+            None => {
+                held.release(None)?;
+                return Ok(None);
+            }
+        },
+    };
+    // A panic here drops `held`, which releases the object unchanged.
+    let new = f(current);
+    held.release(Some(write(encode(&new)?)))?;
+    Ok(Some(new))
+}
+
+/// An object this process holds in the server (between the two halves of a
+/// closure `update`). Dropping it (the closure panicked, a value did not
+/// encode) releases the object unchanged; if even that fails, the connection is
+/// dropped, which releases it too.
+pub(crate) struct Held<'a> {
+    proxy: &'a Proxy,
+    lease: Option<Lease>,
+}
+
+impl Held<'_> {
+    /// Applies `write` (if any) and releases the object.
+    pub(crate) fn release(mut self, write: Option<Op>) -> Result<()> {
+        self.finish(write).and_then(|response| match response {
+            Response::Done | Response::Item(_) => Ok(()),
+            other => Err(unexpected(other)),
+        })
+    }
+
+    fn finish(&mut self, write: Option<Op>) -> Result<Response> {
+        let Some(lease) = self.lease.take() else { return Err(Error::Closed) };
+        let request = Request::Release { id: self.proxy.id, op: write };
+        let answer = self.proxy.remote.request_on(&lease, &request, Wait::No);
+        self.proxy.remote.unpin(lease, answer.is_ok());
+        answer
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.lease.is_some() {
+            let _ = self.finish(None);
         }
     }
 }
 
 impl PartialEq for Proxy {
     fn eq(&self, other: &Proxy) -> bool {
-        self.id == other.id && self.remote.address == other.remote.address
+        self.id == other.id && self.remote.address() == other.remote.address()
     }
 }
 
 impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The authkey stays out of logs.
-        f.debug_struct("Proxy").field("address", &self.remote.address).field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Proxy").field("address", self.remote.address()).field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -268,7 +264,7 @@ struct Wire {
 impl Serialize for Proxy {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let wire =
-            Wire { address: self.remote.address.clone(), authkey: Blob(self.remote.authkey.clone()), id: self.id };
+            Wire { address: self.remote.address().clone(), authkey: Blob(self.remote.authkey().to_vec()), id: self.id };
         wire.serialize(s)
     }
 }
@@ -280,27 +276,29 @@ impl<'de> Deserialize<'de> for Proxy {
     }
 }
 
+/// Declares a typed proxy: a [`Proxy`] and phantom types, plain data on the
+/// wire, cloned and compared as the object it refers to.
 macro_rules! proxy_type {
     ($(#[$doc:meta])* $name:ident < $($t:ident),* >) => {
         $(#[$doc])*
-        #[derive(Serialize, Deserialize)]
+        #[derive(serde::Serialize, serde::Deserialize)]
         #[serde(transparent, bound = "")]
         pub struct $name<$($t),*> {
-            proxy: Proxy,
+            proxy: $crate::manager::proxy::Proxy,
             #[serde(skip)]
-            _types: PhantomData<fn() -> ($($t,)*)>,
+            _types: std::marker::PhantomData<fn() -> ($($t,)*)>,
         }
 
         impl<$($t),*> $name<$($t),*> {
-            pub(crate) fn from_proxy(proxy: Proxy) -> Self {
-                $name { proxy, _types: PhantomData }
+            pub(crate) fn from_proxy(proxy: $crate::manager::proxy::Proxy) -> Self {
+                $name { proxy, _types: std::marker::PhantomData }
             }
         }
 
         /// A clone refers to the same object in the server.
         impl<$($t),*> Clone for $name<$($t),*> {
             fn clone(&self) -> Self {
-                $name { proxy: self.proxy.clone(), _types: PhantomData }
+                $name { proxy: self.proxy.clone(), _types: std::marker::PhantomData }
             }
         }
 
@@ -311,10 +309,10 @@ macro_rules! proxy_type {
             }
         }
 
-        impl<$($t),*> fmt::Debug for $name<$($t),*> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl<$($t),*> std::fmt::Debug for $name<$($t),*> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("address", &self.proxy.remote.address)
+                    .field("address", self.proxy.remote.address())
                     .field("id", &self.proxy.id)
                     .finish_non_exhaustive()
             }
@@ -322,284 +320,4 @@ macro_rules! proxy_type {
     };
 }
 
-proxy_type!(
-    /// A dict that lives in a manager server: Python's `manager.dict()`.
-    ///
-    /// Made by [`Manager::dict`](super::Manager::dict) or found by name with
-    /// [`Manager::get_dict`](super::Manager::get_dict). Every method is one
-    /// request to the server and returns a `Result` (the server may be gone).
-    /// Iteration order is insertion order, as in Python.
-    ///
-    /// **Keys** are compared by their encoding, so `K` must encode
-    /// deterministically: every type made of numbers, strings, `Vec`s, tuples,
-    /// `BTreeMap`s and derived structs and enums does; a `HashMap` or `HashSet`
-    /// (whose order varies) inside a key does not. Two different key types that
-    /// encode alike (`u32` and `u64`, say) would meet: use one `K` per dict.
-    ///
-    /// A proxy is plain data (address, key, object id): clone it, pass it as a
-    /// task argument under any start method, or inside a message. **It carries
-    /// the manager's authkey**: send it only where the key may go.
-    ///
-    /// ```
-    /// #[mproc::task]
-    /// fn increment(n: u64) -> u64 { n + 1 }
-    ///
-    /// let mgr = mproc::Manager::start()?;
-    /// let d = mgr.dict::<String, u64>()?;
-    /// d.insert("a".into(), 1)?;
-    /// assert_eq!(d.update(&"a".into(), increment)?, Some(2));      // atomic, in the server
-    /// assert_eq!(d.update_or(&"b".into(), 0, increment)?, 1);      // a missing key starts at 0
-    /// assert_eq!(d.items()?, vec![("a".into(), 2), ("b".into(), 1)]);
-    /// # Ok::<(), mproc::Error>(())
-    /// ```
-    DictProxy<K, V>
-);
-
-impl<K: TaskValue, V: TaskValue> DictProxy<K, V> {
-    /// Sets `key` to `value`; returns the value it had.
-    pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
-        self.proxy.item(Op::DictInsert { key: encode(&key)?, value: encode(&value)? })
-    }
-
-    /// The value under `key`.
-    pub fn get(&self, key: &K) -> Result<Option<V>> {
-        self.proxy.item(Op::DictGet { key: encode(key)? })
-    }
-
-    /// Removes `key`; returns the value it had.
-    pub fn remove(&self, key: &K) -> Result<Option<V>> {
-        self.proxy.item(Op::DictRemove { key: encode(key)? })
-    }
-
-    /// Whether `key` is there.
-    pub fn contains_key(&self, key: &K) -> Result<bool> {
-        self.proxy.flag(Op::DictContains { key: encode(key)? })
-    }
-
-    /// How many keys.
-    pub fn len(&self) -> Result<usize> {
-        self.proxy.len()
-    }
-
-    /// Whether there are no keys.
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len()? == 0)
-    }
-
-    /// The keys, in insertion order.
-    pub fn keys(&self) -> Result<Vec<K>> {
-        self.proxy.items(Op::DictKeys)
-    }
-
-    /// The values, in insertion order of their keys.
-    pub fn values(&self) -> Result<Vec<V>> {
-        self.proxy.items(Op::DictValues)
-    }
-
-    /// The pairs, in insertion order: one consistent snapshot.
-    pub fn items(&self) -> Result<Vec<(K, V)>> {
-        match self.proxy.call(Op::DictItems)? {
-            Response::Pairs(pairs) => pairs.iter().map(|(k, v)| Ok((decode(k)?, decode(v)?))).collect(),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Removes every key.
-    pub fn clear(&self) -> Result<()> {
-        self.proxy.done(Op::Clear)
-    }
-
-    /// Replaces the value under `key` with `task(value)`, atomically: the task
-    /// runs **in the server**, with the dict locked, so concurrent updates from
-    /// any number of processes are never lost. Returns the new value, or `None`
-    /// (and does nothing) when the key is missing; see
-    /// [`update_or`](Self::update_or).
-    ///
-    /// `task` must be a `#[mproc::task] fn(V) -> V` (checked when compiling, and
-    /// [`Error::NotATask`] if it lacks the attribute). The server finds it by
-    /// name, so it must be registered in the server's binary: always true for
-    /// [`Manager::start`](super::Manager::start); for a [`Server`](super::Server)
-    /// of another program, that program must define the same task (same module
-    /// path and name). A panicking task is [`Error::Panicked`] and leaves the
-    /// value as it was. Keep it short: it holds the dict's lock.
-    pub fn update<F>(&self, key: &K, task: F) -> Result<Option<V>>
-    where
-        F: TaskFn<(V,), Output = V>,
-    {
-        let op = Op::DictUpdate { key: encode(key)?, task: task_name(&task)?, default: None };
-        self.proxy.item(op)
-    }
-
-    /// [`update`](Self::update), starting from `default` when the key is
-    /// missing (Python's `d[k] = task(d.get(k, default))`, atomically). Returns
-    /// the new value.
-    pub fn update_or<F>(&self, key: &K, default: V, task: F) -> Result<V>
-    where
-        F: TaskFn<(V,), Output = V>,
-    {
-        let op = Op::DictUpdate { key: encode(key)?, task: task_name(&task)?, default: Some(encode(&default)?) };
-        self.proxy.item(op)?.ok_or_else(|| Error::Codec("the manager returned no value for update_or".into()))
-    }
-}
-
-proxy_type!(
-    /// A list that lives in a manager server: Python's `manager.list()`.
-    ///
-    /// Made by [`Manager::list`](super::Manager::list) (or
-    /// [`list_from`](super::Manager::list_from)) or found by name with
-    /// [`Manager::get_list`](super::Manager::get_list). Every method is one
-    /// request to the server. A proxy is plain data: see [`DictProxy`].
-    ///
-    /// ```
-    /// let mgr = mproc::Manager::start()?;
-    /// let l = mgr.list_from(0..3i64)?;
-    /// l.push(3)?;
-    /// l.set(0, 10)?;
-    /// assert_eq!(l.get(0)?, Some(10));
-    /// assert_eq!(l.pop()?, Some(3));
-    /// assert_eq!(l.to_vec()?, vec![10, 1, 2]);
-    /// # Ok::<(), mproc::Error>(())
-    /// ```
-    ListProxy<T>
-);
-
-impl<T: TaskValue> ListProxy<T> {
-    /// Appends `value`.
-    pub fn push(&self, value: T) -> Result<()> {
-        self.proxy.done(Op::ListPush { value: encode(&value)? })
-    }
-
-    /// Appends every item of `values`, in one request.
-    pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<()> {
-        let values = values.into_iter().map(|v| encode(&v)).collect::<Result<_>>()?;
-        self.proxy.done(Op::ListExtend { values })
-    }
-
-    /// The item at `index`; `None` past the end.
-    pub fn get(&self, index: usize) -> Result<Option<T>> {
-        self.proxy.item(Op::ListGet { index: index as u64 })
-    }
-
-    /// Replaces the item at `index`; an [`Error::Misuse`] past the end (Python's
-    /// `IndexError`).
-    pub fn set(&self, index: usize, value: T) -> Result<()> {
-        self.proxy.done(Op::ListSet { index: index as u64, value: encode(&value)? })
-    }
-
-    /// Removes and returns the last item.
-    pub fn pop(&self) -> Result<Option<T>> {
-        self.proxy.item(Op::ListPop)
-    }
-
-    /// How many items.
-    pub fn len(&self) -> Result<usize> {
-        self.proxy.len()
-    }
-
-    /// Whether there are no items.
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len()? == 0)
-    }
-
-    /// Removes every item.
-    pub fn clear(&self) -> Result<()> {
-        self.proxy.done(Op::Clear)
-    }
-
-    /// A copy of the items, in order: one consistent snapshot.
-    pub fn to_vec(&self) -> Result<Vec<T>> {
-        self.proxy.items(Op::ToVec)
-    }
-
-    /// Replaces the item at `index` with `task(item)`, atomically, in the
-    /// server (see [`DictProxy::update`]). Returns the new item, or `None` past
-    /// the end.
-    pub fn update<F>(&self, index: usize, task: F) -> Result<Option<T>>
-    where
-        F: TaskFn<(T,), Output = T>,
-    {
-        self.proxy.item(Op::ListUpdate { index: index as u64, task: task_name(&task)? })
-    }
-}
-
-proxy_type!(
-    /// A namespace that lives in a manager server: Python's
-    /// `manager.Namespace()`, attributes by name, each of its own type.
-    ///
-    /// ```
-    /// let mgr = mproc::Manager::start()?;
-    /// let ns = mgr.namespace()?;
-    /// ns.set("x", 10u32)?;
-    /// ns.set("label", "ten".to_string())?;
-    /// assert_eq!(ns.get::<u32>("x")?, Some(10));
-    /// assert_eq!(ns.get::<String>("missing")?, None);
-    /// # Ok::<(), mproc::Error>(())
-    /// ```
-    NamespaceProxy<>
-);
-
-impl NamespaceProxy {
-    /// Sets the attribute `name`.
-    pub fn set<T: TaskValue>(&self, name: &str, value: T) -> Result<()> {
-        self.proxy.present(Op::NamespaceSet { name: name.to_string(), value: encode(&value)? }).map(drop)
-    }
-
-    /// The attribute `name`, read as a `T` (the type it was set with).
-    pub fn get<T: TaskValue>(&self, name: &str) -> Result<Option<T>> {
-        self.proxy.item(Op::NamespaceGet { name: name.to_string() })
-    }
-
-    /// Removes the attribute `name`; whether it was there.
-    pub fn remove(&self, name: &str) -> Result<bool> {
-        self.proxy.present(Op::NamespaceRemove { name: name.to_string() })
-    }
-
-    /// How many attributes.
-    pub fn len(&self) -> Result<usize> {
-        self.proxy.len()
-    }
-
-    /// Whether there are no attributes.
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len()? == 0)
-    }
-}
-
-proxy_type!(
-    /// One value that lives in a manager server: Python's `manager.Value()`.
-    ///
-    /// ```
-    /// #[mproc::task]
-    /// fn double(n: i64) -> i64 { n * 2 }
-    ///
-    /// let mgr = mproc::Manager::start()?;
-    /// let v = mgr.value(21i64)?;
-    /// assert_eq!(v.update(double)?, 42);
-    /// v.set(7)?;
-    /// assert_eq!(v.get()?, 7);
-    /// # Ok::<(), mproc::Error>(())
-    /// ```
-    ValueProxy<T>
-);
-
-impl<T: TaskValue> ValueProxy<T> {
-    /// The value.
-    pub fn get(&self) -> Result<T> {
-        self.proxy.item(Op::ValueGet)?.ok_or_else(|| Error::Codec("the manager returned no value".into()))
-    }
-
-    /// Replaces the value.
-    pub fn set(&self, value: T) -> Result<()> {
-        self.proxy.done(Op::ValueSet { value: encode(&value)? })
-    }
-
-    /// Replaces the value with `task(value)`, atomically, in the server (see
-    /// [`DictProxy::update`]); returns the new value.
-    pub fn update<F>(&self, task: F) -> Result<T>
-    where
-        F: TaskFn<(T,), Output = T>,
-    {
-        let op = Op::ValueUpdate { task: task_name(&task)? };
-        self.proxy.item(op)?.ok_or_else(|| Error::Codec("the manager returned no value".into()))
-    }
-}
+pub(crate) use proxy_type;

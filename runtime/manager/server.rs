@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// response a proxy accepts (64 MiB; [`Server::set_max_message`]).
 pub const DEFAULT_MAX_MESSAGE: u64 = 64 << 20;
 
+/// How long a server waits for a client to take an answer unless told otherwise
+/// ([`Server::set_send_timeout`]).
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How often idle threads look whether the server was stopped.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -36,7 +40,8 @@ const DRAIN: Duration = Duration::from_secs(1);
 /// hosts: CPython's `BaseManager(address, authkey).get_server().serve_forever()`.
 ///
 /// Publish objects under names ([`dict`](Self::dict), [`list`](Self::list),
-/// [`namespace`](Self::namespace), [`value`](Self::value)), then
+/// [`namespace`](Self::namespace), [`value`](Self::value), [`queue`](Self::queue),
+/// [`lock`](Self::lock), [`event`](Self::event), [`object`](Self::object)), then
 /// [`serve`](Self::serve). Clients connect with [`Manager::connect`](super::Manager::connect)
 /// and the same authkey, and ask for the objects by name
 /// ([`Manager::get_dict`](super::Manager::get_dict), …); they may also make
@@ -48,8 +53,8 @@ const DRAIN: Duration = Duration::from_secs(1);
 /// it does not need the types, and a client that sends garbage gets an error,
 /// not the server. Values are plain serde data: unlike CPython's pickle, nothing
 /// a client sends can make the server run code, except the `#[mproc::task]`
-/// functions of the server's own binary named by `update` calls, on the stored
-/// value.
+/// functions of the server's own binary named by `apply` and `call` requests,
+/// on the stored value.
 ///
 /// ```
 /// use mproc::manager::Server;
@@ -75,6 +80,7 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     max_connections: usize,
     max_message: u64,
+    send_timeout: Duration,
 }
 
 /// Stops a [`Server`]'s [`serve`](Server::serve) from another thread. Cheap to clone.
@@ -107,6 +113,7 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_message: DEFAULT_MAX_MESSAGE,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
         })
     }
 
@@ -134,6 +141,14 @@ impl Server {
         self.max_message = bytes;
     }
 
+    /// Sets how long the server waits for a client to take an answer (default
+    /// [`DEFAULT_SEND_TIMEOUT`]): a client that stops reading its answers has
+    /// its connection closed after that, so that it cannot keep a server thread
+    /// (and the objects it holds) forever.
+    pub fn set_send_timeout(&mut self, timeout: Duration) {
+        self.send_timeout = timeout;
+    }
+
     /// Sets how long an accepted client has to complete the authentication
     /// handshake (default [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::connection::DEFAULT_HANDSHAKE_TIMEOUT)).
     pub fn set_handshake_timeout(&mut self, timeout: Duration) {
@@ -149,27 +164,59 @@ impl Server {
     /// refers to the new object). Clients get it with
     /// [`Manager::get_dict`](super::Manager::get_dict).
     pub fn dict(&self, name: &str) {
-        self.store.publish(name, Kind::Dict, Vec::new());
+        self.publish(name, Kind::Dict, Vec::new(), None);
     }
 
     /// Publishes a new, empty list under `name`; clients get it with
     /// [`Manager::get_list`](super::Manager::get_list).
     pub fn list(&self, name: &str) {
-        self.store.publish(name, Kind::List, Vec::new());
+        self.publish(name, Kind::List, Vec::new(), None);
     }
 
     /// Publishes a new, empty namespace under `name`; clients get it with
     /// [`Manager::get_namespace`](super::Manager::get_namespace).
     pub fn namespace(&self, name: &str) {
-        self.store.publish(name, Kind::Namespace, Vec::new());
+        self.publish(name, Kind::Namespace, Vec::new(), None);
     }
 
     /// Publishes a value holding `initial` under `name`; clients get it with
     /// [`Manager::get_value`](super::Manager::get_value) (with the same type).
     pub fn value<T: Serialize>(&self, name: &str, initial: &T) -> Result<()> {
         let init = Blob(codec::encode(initial)?);
-        self.store.publish(name, Kind::Value, vec![init]);
+        self.publish(name, Kind::Value, vec![init], None);
         Ok(())
+    }
+
+    /// Publishes a new, empty queue under `name`; clients get it with
+    /// [`Manager::get_queue`](super::Manager::get_queue).
+    pub fn queue(&self, name: &str) {
+        self.publish(name, Kind::Queue, Vec::new(), None);
+    }
+
+    /// Publishes a new, free lock under `name`; clients get it with
+    /// [`Manager::get_lock`](super::Manager::get_lock).
+    pub fn lock(&self, name: &str) {
+        self.publish(name, Kind::Lock, Vec::new(), None);
+    }
+
+    /// Publishes a new, clear event under `name`; clients get it with
+    /// [`Manager::get_event`](super::Manager::get_event).
+    pub fn event(&self, name: &str) {
+        self.publish(name, Kind::Event, Vec::new(), None);
+    }
+
+    /// Publishes a custom object holding `initial` under `name`; clients get it
+    /// with [`Manager::get_object`](super::Manager::get_object), which checks
+    /// that they ask for the same type `T` (by its name, `std::any::type_name`).
+    pub fn object<T: Serialize>(&self, name: &str, initial: &T) -> Result<()> {
+        let init = Blob(codec::encode(initial)?);
+        self.publish(name, Kind::Object, vec![init], Some(std::any::type_name::<T>().to_string()));
+        Ok(())
+    }
+
+    fn publish(&self, name: &str, kind: Kind, init: Vec<Blob>, type_name: Option<String>) {
+        // Every kind is given what it needs here: nothing to refuse.
+        let _ = self.store.publish(name, kind, init, type_name);
     }
 
     /// Serves clients until [`ServerHandle::stop`] is called. Errors only if a
@@ -219,7 +266,7 @@ impl Server {
                 Err(_) => continue,
             };
             conn.set_max_message(self.max_message);
-            active.start(&self.store, &self.stop, conn);
+            active.start(&self.store, &self.stop, conn, self.send_timeout);
         }
     }
 
@@ -234,6 +281,7 @@ impl fmt::Debug for Server {
             .field("address", &self.local_addr().ok())
             .field("max_connections", &self.max_connections)
             .field("max_message", &self.max_message)
+            .field("send_timeout", &self.send_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -262,11 +310,17 @@ impl ActiveInner {
     }
 
     /// Serves `conn` on a thread of its own.
-    fn start(self: &Arc<Self>, store: &Arc<Store>, stop: &Arc<AtomicBool>, conn: Connection<()>) {
+    fn start(
+        self: &Arc<Self>,
+        store: &Arc<Store>,
+        stop: &Arc<AtomicBool>,
+        conn: Connection<()>,
+        send_timeout: Duration,
+    ) {
         *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         let (me, store, stop) = (self.clone(), store.clone(), stop.clone());
         let spawned = std::thread::Builder::new().name("mproc-manager-conn".into()).spawn(move || {
-            serve_connection(&conn, &store, &stop);
+            serve_connection(&conn, &store, &stop, send_timeout);
             drop(conn);
             me.finished();
         });
@@ -296,9 +350,14 @@ impl ActiveInner {
 }
 
 /// Answers the requests of one client until it disconnects, breaks the
-/// protocol beyond repair (a frame over the limit, a frame cut short) or the
-/// server stops.
-fn serve_connection(conn: &Connection<()>, store: &Store, stop: &AtomicBool) {
+/// protocol beyond repair (a frame over the limit, a frame cut short), does not
+/// take an answer within `send_timeout`, or the server stops. Whatever the
+/// connection held is released when it ends (the session's drop).
+fn serve_connection(conn: &Connection<()>, store: &Store, stop: &AtomicBool, send_timeout: Duration) {
+    // A client sends nothing while it waits for an answer: anything arriving
+    // during a wait, the end of the stream included, means it gave up or went.
+    let gone = || stop.load(Ordering::Acquire) || !matches!(conn.poll(Some(Duration::ZERO)), Ok(false));
+    let mut session = store.session(&gone);
     loop {
         let frame = match conn.recv_bytes_timeout(POLL) {
             Ok(frame) => frame,
@@ -307,7 +366,11 @@ fn serve_connection(conn: &Connection<()>, store: &Store, stop: &AtomicBool) {
         };
         // A frame that is not a request is answered (frames still line up), not fatal.
         let response = match codec::decode::<Request>(&frame) {
-            Ok(request) => store.handle(request),
+            Ok(request) => match session.handle(request) {
+                Some(response) => response,
+                // The client went while its request waited.
+                None => return,
+            },
             Err(e) => Response::Fault(Fault::BadRequest(e.to_string())),
         };
         let bytes = match codec::encode(&response) {
@@ -317,8 +380,48 @@ fn serve_connection(conn: &Connection<()>, store: &Store, stop: &AtomicBool) {
                 Err(_) => return,
             },
         };
-        if conn.send_bytes(&bytes).is_err() {
+        // A timed-out send leaves the stream out of step: the connection ends.
+        if conn.send_bytes_timeout(&bytes, send_timeout).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::connection::Client;
+
+    fn request(conn: &Connection<()>, request: &Request) -> Response {
+        conn.send_bytes(&codec::encode(request).unwrap()).unwrap();
+        codec::decode(&conn.recv_bytes_timeout(Duration::from_secs(10)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_its_answers_is_cut_off_after_the_send_timeout() {
+        let mut server = Server::bind("127.0.0.1:0", b"key").unwrap();
+        server.set_max_connections(1);
+        server.set_send_timeout(Duration::from_millis(300));
+        // An answer far larger than what the socket buffers hold.
+        server.value("big", &vec![7u8; 32 << 20]).unwrap();
+        let addr = server.local_addr().unwrap();
+        let stop = server.handle();
+        std::thread::scope(|s| {
+            s.spawn(|| server.serve());
+            let silent = Client::<()>::connect(&addr, b"key").unwrap();
+            let lookup = Request::Lookup { name: "big".into(), kind: Kind::Value, type_name: None };
+            let Response::Id(id) = request(&silent, &lookup) else { panic!("no id") };
+            silent
+                .send_bytes(&codec::encode(&Request::Call { id, op: super::super::protocol::Op::ValueGet }).unwrap())
+                .unwrap();
+            // The only connection slot is freed once the server gives up on the silent client.
+            let started = Instant::now();
+            let next = Client::<()>::connect(&addr, b"key").unwrap();
+            let lookup = Request::Lookup { name: "big".into(), kind: Kind::Value, type_name: None };
+            assert!(matches!(request(&next, &lookup), Response::Id(_)));
+            assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+            drop(silent);
+            stop.stop();
+        });
     }
 }

@@ -1,93 +1,183 @@
-//! The objects a manager server holds, and what each request does to them.
+//! The objects of a manager server, and the rules by which requests from many
+//! connections share them.
 //!
-//! Every object has its own lock: requests on different objects run in
-//! parallel (one thread per connection), requests on one object one at a time,
-//! an update task included, which is what makes `update` atomic.
+//! - Every object has its own lock: requests on different objects run in
+//!   parallel (one thread per connection), requests on one object one at a
+//!   time, a task of `apply` included, which is what makes `apply` atomic.
+//! - A connection may **hold** an object across requests ([`Request::Hold`]
+//!   … [`Request::Release`]): meanwhile other connections' requests on it wait.
+//!   This is what makes a proxy's closure `update` (read, compute in the
+//!   client, write) atomic. A hold ends with its release, or with the
+//!   connection, however it ends: a client that dies holding an object (or a
+//!   lock it acquired) does not wedge the others.
+//! - Operations that wait (a queue's `get`, a lock's `acquire`, an event's
+//!   `wait`, and any request on an object another connection holds) wait here,
+//!   on the connection's thread, on the object's condition variable; every
+//!   [`POLL`] they look whether their own client is still there and the server
+//!   still serving, and give up otherwise.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use super::protocol::{Blob, Fault, Kind, Op, Request, Response};
-use crate::task::{self, Report};
+use super::protocol::{Blob, Fault, Kind, Op, Request, Response, Wait};
+use super::state::{State, apply, not_ready};
 
-/// A dict in insertion order (Python's), keyed by the encoding of the key.
-#[derive(Default)]
-struct OrderedMap {
-    /// Key → (its place in the order, the value).
-    entries: HashMap<Blob, (u64, Blob)>,
-    /// Place → key, in insertion order.
-    order: BTreeMap<u64, Blob>,
-    next: u64,
-}
+/// How often a waiting request looks whether its client is gone.
+const POLL: Duration = Duration::from_millis(100);
 
-impl OrderedMap {
-    fn insert(&mut self, key: Blob, value: Blob) -> Option<Blob> {
-        if let Some((_, old)) = self.entries.get_mut(&key) {
-            // Python keeps an existing key where it was.
-            return Some(std::mem::replace(old, value));
-        }
-        self.order.insert(self.next, key.clone());
-        self.entries.insert(key, (self.next, value));
-        self.next += 1;
-        None
-    }
-
-    fn get(&self, key: &Blob) -> Option<&Blob> {
-        self.entries.get(key).map(|(_, v)| v)
-    }
-
-    fn remove(&mut self, key: &Blob) -> Option<Blob> {
-        let (place, value) = self.entries.remove(key)?;
-        self.order.remove(&place);
-        Some(value)
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn clear(&mut self) {
-        self.entries.clear();
-        self.order.clear();
-    }
-
-    fn keys(&self) -> impl Iterator<Item = &Blob> {
-        self.order.values()
-    }
-
-    fn pairs(&self) -> impl Iterator<Item = (&Blob, &Blob)> {
-        self.order.values().filter_map(|k| self.entries.get(k).map(|(_, v)| (k, v)))
-    }
-}
-
-enum State {
-    Dict(OrderedMap),
-    List(Vec<Blob>),
-    Namespace(OrderedMap),
-    Value(Blob),
-}
-
-impl State {
-    fn kind(&self) -> Kind {
-        match self {
-            State::Dict(_) => Kind::Dict,
-            State::List(_) => Kind::List,
-            State::Namespace(_) => Kind::Namespace,
-            State::Value(_) => Kind::Value,
-        }
-    }
+/// An object, and who holds it.
+struct Inner {
+    state: State,
+    /// The connection holding the object, and how many holds it has.
+    holder: Option<(u64, u32)>,
 }
 
 struct Object {
-    state: Mutex<State>,
+    inner: Mutex<Inner>,
+    /// Signalled after every change, for the requests waiting on this object.
+    changed: Condvar,
 }
 
 impl Object {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Update tasks run under catch_unwind and nothing else here panics; if
+    fn new(state: State) -> Arc<Object> {
+        Arc::new(Object { inner: Mutex::new(Inner { state, holder: None }), changed: Condvar::new() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Tasks run under catch_unwind and nothing else here panics; if
         // something ever did, every state is consistent between statements.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What a request is, with respect to holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Hold,
+    Release,
+}
+
+/// One connection's standing with the store: its id, the objects it holds or
+/// whose lock it acquired, and how to tell that its client is gone. Dropping it
+/// (the connection ended) releases them all.
+pub(crate) struct Session<'a> {
+    store: &'a Store,
+    id: u64,
+    held: HashSet<u64>,
+    gone: &'a dyn Fn() -> bool,
+}
+
+impl Session<'_> {
+    /// Answers one request; `None` when the client went away (or the server
+    /// stopped) while the request waited, and the connection should be closed.
+    pub(crate) fn handle(&mut self, request: Request) -> Option<Response> {
+        let answer = match request {
+            Request::Create { kind, init, type_name } => {
+                Some(self.store.create(kind, init, type_name).map(Response::Id))
+            }
+            Request::Lookup { name, kind, type_name } => {
+                Some(self.store.lookup(&name, kind, type_name.as_deref()).map(Response::Id))
+            }
+            Request::Call { id, op } => self.call(id, Some(op), Mode::Plain),
+            Request::Hold { id, op } => self.call(id, Some(op), Mode::Hold),
+            Request::Release { id, op } => self.call(id, op, Mode::Release),
+        };
+        answer.map(|a| a.unwrap_or_else(Response::Fault))
+    }
+
+    fn call(&mut self, id: u64, op: Option<Op>, mode: Mode) -> Option<Result<Response, Fault>> {
+        let placed = match (&op, mode) {
+            (Some(Op::ObjectCall { .. }), Mode::Hold) | (Some(Op::ObjectCommit { .. }), Mode::Release) => true,
+            (Some(Op::ObjectCall { .. }), _) => false,
+            (Some(Op::ObjectCommit { .. }), _) => false,
+            _ => true,
+        };
+        if !placed {
+            return Some(Err(Fault::BadRequest(
+                "a custom object's call and commit go in a hold and its release".into(),
+            )));
+        }
+        let Some(object) = self.store.object(id) else {
+            return Some(Err(Fault::NoSuchObject(id)));
+        };
+        let wait = op.as_ref().map_or(Wait::No, Op::wait);
+        let deadline = match wait {
+            Wait::For(d) => Instant::now().checked_add(d),
+            Wait::No | Wait::Forever => None,
+        };
+        let mut inner = object.lock();
+        let mut waited = false;
+        loop {
+            let free = inner.holder.is_none_or(|(conn, _)| conn == self.id);
+            if mode == Mode::Release
+                || (free && (wait == Wait::No || op.as_ref().is_none_or(|op| inner.state.ready_for(op))))
+            {
+                break;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                // Ran out, whether waiting for the item or for the holder.
+                return Some(Ok(op.as_ref().map_or(Response::Done, not_ready)));
+            }
+            if (self.gone)() {
+                return None;
+            }
+            let step = deadline.map_or(POLL, |d| (d - now).min(POLL));
+            inner = object.changed.wait_timeout(inner, step).unwrap_or_else(PoisonError::into_inner).0;
+            waited = true;
+        }
+        // A waiter whose client went meanwhile must not take the item (or the lock) it waited for.
+        if waited && (self.gone)() {
+            return None;
+        }
+        let answer = match mode {
+            Mode::Plain => op.map_or(Ok(Response::Done), |op| apply(&mut inner.state, op, self.id)),
+            Mode::Hold => op.map_or(Ok(Response::Done), |op| apply(&mut inner.state, op, self.id)).inspect(|_| {
+                let depth = inner.holder.map_or(0, |(_, depth)| depth);
+                inner.holder = Some((self.id, depth + 1));
+                self.held.insert(id);
+            }),
+            Mode::Release => match inner.holder {
+                Some((conn, depth)) if conn == self.id => {
+                    let answer = op.map_or(Ok(Response::Done), |op| apply(&mut inner.state, op, self.id));
+                    if depth > 1 {
+                        inner.holder = Some((conn, depth - 1));
+                    } else {
+                        inner.holder = None;
+                        inner.state.drop_pending();
+                    }
+                    answer
+                }
+                _ => Err(Fault::NotHeld(inner.state.kind())),
+            },
+        };
+        if let Ok(Response::Bool(true)) = &answer
+            && inner.state.kind() == Kind::Lock
+        {
+            self.held.insert(id);
+        }
+        drop(inner);
+        object.changed.notify_all();
+        Some(answer)
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        for id in self.held.drain() {
+            let Some(object) = self.store.object(id) else { continue };
+            let mut inner = object.lock();
+            if inner.holder.is_some_and(|(conn, _)| conn == self.id) {
+                inner.holder = None;
+                inner.state.drop_pending();
+            }
+            inner.state.release_lock_of(self.id);
+            drop(inner);
+            object.changed.notify_all();
+        }
     }
 }
 
@@ -97,60 +187,54 @@ pub(crate) struct Store {
     objects: RwLock<HashMap<u64, Arc<Object>>>,
     names: Mutex<HashMap<String, u64>>,
     next_id: AtomicU64,
+    next_session: AtomicU64,
 }
 
 impl Store {
-    /// Answers one request.
-    pub(crate) fn handle(&self, request: Request) -> Response {
-        let answer = match request {
-            Request::Create { kind, init } => self.create(kind, init).map(Response::Id),
-            Request::Lookup { name, kind } => self.lookup(&name, kind).map(Response::Id),
-            Request::Call { id, op } => match self.object(id) {
-                Some(object) => apply(&mut object.lock(), op),
-                None => Err(Fault::NoSuchObject(id)),
-            },
-        };
-        answer.unwrap_or_else(Response::Fault)
+    /// A new connection's session. `gone` says whether its client went away
+    /// (or the server is stopping), for the requests that wait.
+    pub(crate) fn session<'a>(&'a self, gone: &'a dyn Fn() -> bool) -> Session<'a> {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        Session { store: self, id, held: HashSet::new(), gone }
     }
 
-    fn create(&self, kind: Kind, init: Vec<Blob>) -> Result<u64, Fault> {
-        let state = match kind {
-            Kind::Dict => State::Dict(OrderedMap::default()),
-            Kind::List => State::List(init),
-            Kind::Namespace => State::Namespace(OrderedMap::default()),
-            Kind::Value => match init.into_iter().next() {
-                Some(v) => State::Value(v),
-                None => return Err(Fault::BadRequest("a value object needs an initial value".into())),
-            },
-        };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let object = Arc::new(Object { state: Mutex::new(state) });
-        self.objects.write().unwrap_or_else(PoisonError::into_inner).insert(id, object);
-        Ok(id)
+    fn create(&self, kind: Kind, init: Vec<Blob>, type_name: Option<String>) -> Result<u64, Fault> {
+        let state = State::new(kind, init, type_name)?;
+        Ok(self.insert(state))
     }
 
-    /// Makes an object and publishes it under `name` (replacing what was there).
-    pub(crate) fn publish(&self, name: &str, kind: Kind, init: Vec<Blob>) -> u64 {
-        let state = match kind {
-            Kind::Dict => State::Dict(OrderedMap::default()),
-            Kind::List => State::List(init),
-            Kind::Namespace => State::Namespace(OrderedMap::default()),
-            Kind::Value => State::Value(init.into_iter().next().unwrap_or(Blob(Vec::new()))),
-        };
+    fn insert(&self, state: State) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let object = Arc::new(Object { state: Mutex::new(state) });
-        self.objects.write().unwrap_or_else(PoisonError::into_inner).insert(id, object);
-        self.names.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string(), id);
+        self.objects.write().unwrap_or_else(PoisonError::into_inner).insert(id, Object::new(state));
         id
     }
 
-    fn lookup(&self, name: &str, kind: Kind) -> Result<u64, Fault> {
+    /// Makes an object and publishes it under `name` (replacing what was there).
+    pub(crate) fn publish(
+        &self,
+        name: &str,
+        kind: Kind,
+        init: Vec<Blob>,
+        type_name: Option<String>,
+    ) -> Result<u64, Fault> {
+        let id = self.create(kind, init, type_name)?;
+        self.names.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    fn lookup(&self, name: &str, kind: Kind, type_name: Option<&str>) -> Result<u64, Fault> {
         let id = self.names.lock().unwrap_or_else(PoisonError::into_inner).get(name).copied();
         let id = id.ok_or_else(|| Fault::NoSuchName(name.to_string()))?;
         let object = self.object(id).ok_or(Fault::NoSuchObject(id))?;
-        let found = object.lock().kind();
+        let inner = object.lock();
+        let found = inner.state.kind();
         if found != kind {
             return Err(Fault::WrongKind { expected: kind, found });
+        }
+        if let (Some(expected), Some(found)) = (type_name, inner.state.type_name())
+            && expected != found
+        {
+            return Err(Fault::WrongType { expected: expected.to_string(), found: found.to_string() });
         }
         Ok(id)
     }
@@ -160,170 +244,29 @@ impl Store {
     }
 }
 
-/// Applies `op` to an object, its lock held.
-fn apply(state: &mut State, op: Op) -> Result<Response, Fault> {
-    let found = state.kind();
-    Ok(match (state, op) {
-        (State::Dict(map), Op::DictInsert { key, value }) => Response::Item(map.insert(key, value)),
-        (State::Dict(map), Op::DictGet { key }) => Response::Item(map.get(&key).cloned()),
-        (State::Dict(map), Op::DictRemove { key }) => Response::Item(map.remove(&key)),
-        (State::Dict(map), Op::DictContains { key }) => Response::Bool(map.get(&key).is_some()),
-        (State::Dict(map), Op::DictKeys) => Response::Items(map.keys().cloned().collect()),
-        (State::Dict(map), Op::DictValues | Op::ToVec) => {
-            Response::Items(map.pairs().map(|(_, v)| v.clone()).collect())
-        }
-        (State::Dict(map), Op::DictItems) => {
-            Response::Pairs(map.pairs().map(|(k, v)| (k.clone(), v.clone())).collect())
-        }
-        (State::Dict(map), Op::DictUpdate { key, task, default }) => {
-            let Some(current) = map.get(&key).or(default.as_ref()) else {
-                return Ok(Response::Item(None));
-            };
-            let new = run_update(&task, current)?;
-            map.insert(key, new.clone());
-            Response::Item(Some(new))
-        }
-        (State::Dict(map) | State::Namespace(map), Op::Len) => Response::Len(map.len() as u64),
-        (State::Dict(map) | State::Namespace(map), Op::Clear) => {
-            map.clear();
-            Response::Done
-        }
-        (State::List(items), Op::ListPush { value }) => {
-            items.push(value);
-            Response::Done
-        }
-        (State::List(items), Op::ListExtend { values }) => {
-            items.extend(values);
-            Response::Done
-        }
-        (State::List(items), Op::ListGet { index }) => Response::Item(at(items, index).cloned()),
-        (State::List(items), Op::ListSet { index, value }) => {
-            let len = items.len() as u64;
-            let slot = at_mut(items, index).ok_or(Fault::IndexOutOfRange { index, len })?;
-            *slot = value;
-            Response::Done
-        }
-        (State::List(items), Op::ListPop) => Response::Item(items.pop()),
-        (State::List(items), Op::ListUpdate { index, task }) => {
-            let Some(slot) = at_mut(items, index) else {
-                return Ok(Response::Item(None));
-            };
-            let new = run_update(&task, slot)?;
-            *slot = new.clone();
-            Response::Item(Some(new))
-        }
-        (State::List(items), Op::Len) => Response::Len(items.len() as u64),
-        (State::List(items), Op::Clear) => {
-            items.clear();
-            Response::Done
-        }
-        (State::List(items), Op::ToVec) => Response::Items(items.clone()),
-        (State::Namespace(map), Op::NamespaceSet { name, value }) => Response::Item(map.insert(name_key(name), value)),
-        (State::Namespace(map), Op::NamespaceGet { name }) => Response::Item(map.get(&name_key(name)).cloned()),
-        (State::Namespace(map), Op::NamespaceRemove { name }) => Response::Item(map.remove(&name_key(name))),
-        (State::Value(value), Op::ValueGet) => Response::Item(Some(value.clone())),
-        (State::Value(value), Op::ValueSet { value: new }) => {
-            *value = new;
-            Response::Done
-        }
-        (State::Value(value), Op::ValueUpdate { task }) => {
-            let new = run_update(&task, value)?;
-            *value = new.clone();
-            Response::Item(Some(new))
-        }
-        (_, op) => return Err(Fault::WrongKind { expected: expected_kind(&op), found }),
-    })
-}
-
-/// A namespace stores attribute names as their UTF-8 bytes.
-fn name_key(name: String) -> Blob {
-    Blob(name.into_bytes())
-}
-
-fn at(items: &[Blob], index: u64) -> Option<&Blob> {
-    usize::try_from(index).ok().and_then(|i| items.get(i))
-}
-
-fn at_mut(items: &mut [Blob], index: u64) -> Option<&mut Blob> {
-    usize::try_from(index).ok().and_then(|i| items.get_mut(i))
-}
-
-/// The kind an operation applies to, for the message when it met another kind.
-fn expected_kind(op: &Op) -> Kind {
-    match op {
-        Op::DictInsert { .. }
-        | Op::DictGet { .. }
-        | Op::DictRemove { .. }
-        | Op::DictContains { .. }
-        | Op::DictKeys
-        | Op::DictValues
-        | Op::DictItems
-        | Op::DictUpdate { .. } => Kind::Dict,
-        Op::ListPush { .. }
-        | Op::ListExtend { .. }
-        | Op::ListGet { .. }
-        | Op::ListSet { .. }
-        | Op::ListPop
-        | Op::ListUpdate { .. }
-        | Op::Len
-        | Op::Clear
-        | Op::ToVec => Kind::List,
-        Op::NamespaceSet { .. } | Op::NamespaceGet { .. } | Op::NamespaceRemove { .. } => Kind::Namespace,
-        Op::ValueGet | Op::ValueSet { .. } | Op::ValueUpdate { .. } => Kind::Value,
-    }
-}
-
-/// Runs the one-argument task `name` on the encoded value `current`, in this
-/// process, and returns the encoded result.
-///
-/// The task's argument tuple is `(V,)`, and the crate's codec encodes a
-/// one-element tuple exactly as its element (serde tuples carry no header in
-/// it; `one_tuple_encodes_as_its_element` pins this), so the stored bytes are
-/// the encoded arguments as they are.
-fn run_update(name: &str, current: &Blob) -> Result<Blob, Fault> {
-    let entry = task::by_name(name).ok_or_else(|| Fault::UnknownTask(name.to_string()))?;
-    match entry.invoke(&current.0).report {
-        Report::Returned(bytes) => Ok(Blob(bytes)),
-        Report::Failed(failure) => Err(Fault::Task { task: name.to_string(), failure }),
-    }
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
     use crate::codec;
 
-    #[test]
-    fn one_tuple_encodes_as_its_element() {
-        assert_eq!(codec::encode(&(7u64,)).unwrap(), codec::encode(&7u64).unwrap());
-        assert_eq!(codec::encode(&("ab".to_string(),)).unwrap(), codec::encode(&"ab").unwrap());
-        assert_eq!(codec::encode(&(vec![1i32, -2],)).unwrap(), codec::encode(&vec![1i32, -2]).unwrap());
-    }
-
     fn blob<T: serde::Serialize>(v: T) -> Blob {
         Blob(codec::encode(&v).unwrap())
     }
 
-    #[test]
-    fn a_dict_keeps_insertion_order_and_a_replaced_key_keeps_its_place() {
-        let mut map = OrderedMap::default();
-        map.insert(blob("b"), blob(1));
-        map.insert(blob("a"), blob(2));
-        map.insert(blob("c"), blob(3));
-        assert_eq!(map.insert(blob("b"), blob(4)), Some(blob(1)));
-        map.remove(&blob("a"));
-        let keys: Vec<_> = map.keys().cloned().collect();
-        assert_eq!(keys, vec![blob("b"), blob("c")]);
-        let values: Vec<_> = map.pairs().map(|(_, v)| v.clone()).collect();
-        assert_eq!(values, vec![blob(4), blob(3)]);
+    fn create(session: &mut Session<'_>, kind: Kind) -> u64 {
+        match session.handle(Request::Create { kind, init: vec![blob(0u8)], type_name: Some("u8".into()) }) {
+            Some(Response::Id(id)) => id,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn an_operation_on_the_wrong_kind_is_a_fault_that_names_both() {
         let store = Store::default();
-        let Response::Id(id) = store.handle(Request::Create { kind: Kind::List, init: vec![] }) else { panic!() };
-        match store.handle(Request::Call { id, op: Op::DictGet { key: blob(1) } }) {
-            Response::Fault(Fault::WrongKind { expected: Kind::Dict, found: Kind::List }) => {}
+        let mut session = store.session(&|| false);
+        let id = create(&mut session, Kind::List);
+        match session.handle(Request::Call { id, op: Op::DictGet { key: blob(1) } }) {
+            Some(Response::Fault(Fault::WrongKind { expected: Kind::Dict, found: Kind::List })) => {}
             other => panic!("{other:?}"),
         }
     }
@@ -331,9 +274,56 @@ mod test {
     #[test]
     fn an_unknown_object_is_a_fault() {
         let store = Store::default();
+        let mut session = store.session(&|| false);
         assert!(matches!(
-            store.handle(Request::Call { id: 99, op: Op::Len }),
-            Response::Fault(Fault::NoSuchObject(99))
+            session.handle(Request::Call { id: 99, op: Op::Len }),
+            Some(Response::Fault(Fault::NoSuchObject(99)))
         ));
+    }
+
+    #[test]
+    fn a_held_object_makes_other_sessions_wait_until_the_holder_ends() {
+        let store = Store::default();
+        let mut holder = store.session(&|| false);
+        let id = create(&mut holder, Kind::Value);
+        assert!(matches!(holder.handle(Request::Hold { id, op: Op::ValueGet }), Some(Response::Item(Some(_)))));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let mut other = store.session(&|| false);
+                other.handle(Request::Call { id, op: Op::ValueGet })
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(!waiter.is_finished(), "a request went past another connection's hold");
+            drop(holder);
+            assert!(matches!(waiter.join().unwrap(), Some(Response::Item(Some(_)))));
+        });
+    }
+
+    #[test]
+    fn a_waiting_request_whose_client_is_gone_gives_up() {
+        let store = Store::default();
+        let mut session = store.session(&|| true);
+        let id = create(&mut session, Kind::Queue);
+        assert!(session.handle(Request::Call { id, op: Op::QueueGet { wait: Wait::Forever } }).is_none());
+    }
+
+    #[test]
+    fn a_release_without_a_hold_is_not_held() {
+        let store = Store::default();
+        let mut session = store.session(&|| false);
+        let id = create(&mut session, Kind::Value);
+        assert!(matches!(
+            session.handle(Request::Release { id, op: None }),
+            Some(Response::Fault(Fault::NotHeld(Kind::Value)))
+        ));
+    }
+
+    #[test]
+    fn a_call_outside_a_hold_is_a_bad_request() {
+        let store = Store::default();
+        let mut session = store.session(&|| false);
+        let id = create(&mut session, Kind::Object);
+        let op = Op::ObjectCall { task: "t".into(), arg: blob(()) };
+        assert!(matches!(session.handle(Request::Call { id, op }), Some(Response::Fault(Fault::BadRequest(_)))));
     }
 }

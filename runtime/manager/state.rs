@@ -1,0 +1,408 @@
+//! What a manager server's objects are, and what each operation does to one,
+//! its lock held. Waiting (for an item, a lock, an event, an object another
+//! connection holds) is the store's business: here every operation answers at once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::protocol::{Blob, Fault, Kind, Op, Response, Wait};
+use crate::task::{self, Report};
+
+/// A dict in insertion order (Python's), keyed by the encoding of the key.
+#[derive(Default)]
+pub(crate) struct OrderedMap {
+    /// Key → (its place in the order, the value).
+    entries: HashMap<Blob, (u64, Blob)>,
+    /// Place → key, in insertion order.
+    order: BTreeMap<u64, Blob>,
+    next: u64,
+}
+
+impl OrderedMap {
+    fn insert(&mut self, key: Blob, value: Blob) -> Option<Blob> {
+        if let Some((_, old)) = self.entries.get_mut(&key) {
+            // Python keeps an existing key where it was.
+            return Some(std::mem::replace(old, value));
+        }
+        self.order.insert(self.next, key.clone());
+        self.entries.insert(key, (self.next, value));
+        self.next += 1;
+        None
+    }
+
+    fn get(&self, key: &Blob) -> Option<&Blob> {
+        self.entries.get(key).map(|(_, v)| v)
+    }
+
+    fn remove(&mut self, key: &Blob) -> Option<Blob> {
+        let (place, value) = self.entries.remove(key)?;
+        self.order.remove(&place);
+        Some(value)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Blob> {
+        self.order.values()
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&Blob, &Blob)> {
+        self.order.values().filter_map(|k| self.entries.get(k).map(|(_, v)| (k, v)))
+    }
+}
+
+/// One object's contents.
+pub(crate) enum State {
+    Dict(OrderedMap),
+    List(Vec<Blob>),
+    Namespace(OrderedMap),
+    Value(Blob),
+    Queue(VecDeque<Blob>),
+    /// The connection that acquired it, while it is held.
+    Lock(Option<u64>),
+    Event(bool),
+    Object {
+        /// The Rust type name of the value, checked when a client looks it up.
+        type_name: String,
+        value: Blob,
+        /// What an [`Op::ObjectCall`] returned, until its hold is released.
+        pending: Option<Blob>,
+    },
+}
+
+impl State {
+    /// A new object of `kind`: a list may start with items, a value and a
+    /// custom object with exactly one.
+    pub(crate) fn new(kind: Kind, init: Vec<Blob>, type_name: Option<String>) -> Result<State, Fault> {
+        let mut init = init.into_iter();
+        let mut one =
+            |what: &str| init.next().ok_or_else(|| Fault::BadRequest(format!("a {what} needs an initial value")));
+        Ok(match kind {
+            Kind::Dict => State::Dict(OrderedMap::default()),
+            Kind::List => State::List(init.collect()),
+            Kind::Namespace => State::Namespace(OrderedMap::default()),
+            Kind::Value => State::Value(one("value")?),
+            Kind::Queue => State::Queue(VecDeque::new()),
+            Kind::Lock => State::Lock(None),
+            Kind::Event => State::Event(false),
+            Kind::Object => {
+                let value = one("custom object")?;
+                let type_name =
+                    type_name.ok_or_else(|| Fault::BadRequest("a custom object needs its type's name".into()))?;
+                State::Object { type_name, value, pending: None }
+            }
+        })
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            State::Dict(_) => Kind::Dict,
+            State::List(_) => Kind::List,
+            State::Namespace(_) => Kind::Namespace,
+            State::Value(_) => Kind::Value,
+            State::Queue(_) => Kind::Queue,
+            State::Lock(_) => Kind::Lock,
+            State::Event(_) => Kind::Event,
+            State::Object { .. } => Kind::Object,
+        }
+    }
+
+    /// The type name of a custom object.
+    pub(crate) fn type_name(&self) -> Option<&str> {
+        match self {
+            State::Object { type_name, .. } => Some(type_name),
+            _ => None,
+        }
+    }
+
+    /// Whether `op`, which may wait, would succeed now (an item to get, the lock
+    /// free, the flag set). Operations that never wait, and operations on the
+    /// wrong kind (which fail at once), are always ready.
+    pub(crate) fn ready_for(&self, op: &Op) -> bool {
+        match (self, op) {
+            (State::Queue(items), Op::QueueGet { .. }) => !items.is_empty(),
+            (State::Lock(owner), Op::LockAcquire { .. }) => owner.is_none(),
+            (State::Event(flag), Op::EventWait { .. }) => *flag,
+            _ => true,
+        }
+    }
+
+    /// Releases the lock if connection `conn` acquired it; whether it did.
+    pub(crate) fn release_lock_of(&mut self, conn: u64) -> bool {
+        match self {
+            State::Lock(owner) if *owner == Some(conn) => {
+                *owner = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets what an [`Op::ObjectCall`] returned (its hold ended).
+    pub(crate) fn drop_pending(&mut self) {
+        if let State::Object { pending, .. } = self {
+            *pending = None;
+        }
+    }
+}
+
+/// What an operation that may wait answers when its wait ran out (or there was
+/// none) and it is not [ready](State::ready_for).
+pub(crate) fn not_ready(op: &Op) -> Response {
+    match op {
+        Op::QueueGet { wait: Wait::No } => Response::Fault(Fault::Empty),
+        Op::QueueGet { .. } => Response::Fault(Fault::Timeout),
+        _ => Response::Bool(false),
+    }
+}
+
+/// Applies `op` to an object, its lock held, on behalf of connection `conn`.
+pub(crate) fn apply(state: &mut State, op: Op, conn: u64) -> Result<Response, Fault> {
+    let found = state.kind();
+    if !state.ready_for(&op) {
+        return Ok(not_ready(&op));
+    }
+    Ok(match (state, op) {
+        (State::Dict(map), Op::DictInsert { key, value }) => Response::Item(map.insert(key, value)),
+        (State::Dict(map), Op::DictGet { key }) => Response::Item(map.get(&key).cloned()),
+        (State::Dict(map), Op::DictRemove { key }) => Response::Item(map.remove(&key)),
+        (State::Dict(map), Op::DictContains { key }) => Response::Bool(map.get(&key).is_some()),
+        (State::Dict(map), Op::DictKeys) => Response::Items(map.keys().cloned().collect()),
+        (State::Dict(map), Op::DictValues | Op::ToVec) => {
+            Response::Items(map.pairs().map(|(_, v)| v.clone()).collect())
+        }
+        (State::Dict(map), Op::DictItems) => {
+            Response::Pairs(map.pairs().map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        (State::Dict(map), Op::DictApply { key, task, default }) => {
+            let Some(current) = map.get(&key).or(default.as_ref()) else {
+                return Ok(Response::Item(None));
+            };
+            let new = run_task(&task, &current.0)?;
+            map.insert(key, new.clone());
+            Response::Item(Some(new))
+        }
+        (State::Dict(map) | State::Namespace(map), Op::Len) => Response::Len(map.len() as u64),
+        (State::Dict(map) | State::Namespace(map), Op::Clear) => {
+            map.clear();
+            Response::Done
+        }
+        (State::List(items), Op::ListPush { value }) => {
+            items.push(value);
+            Response::Done
+        }
+        (State::List(items), Op::ListExtend { values }) => {
+            items.extend(values);
+            Response::Done
+        }
+        (State::List(items), Op::ListGet { index }) => Response::Item(at(items, index).cloned()),
+        (State::List(items), Op::ListSet { index, value }) => {
+            let len = items.len() as u64;
+            let slot = at_mut(items, index).ok_or(Fault::IndexOutOfRange { index, len })?;
+            *slot = value;
+            Response::Done
+        }
+        (State::List(items), Op::ListPop) => Response::Item(items.pop()),
+        (State::List(items), Op::ListApply { index, task }) => {
+            let Some(slot) = at_mut(items, index) else {
+                return Ok(Response::Item(None));
+            };
+            let new = run_task(&task, &slot.0)?;
+            *slot = new.clone();
+            Response::Item(Some(new))
+        }
+        (State::List(items), Op::Len) => Response::Len(items.len() as u64),
+        (State::List(items), Op::Clear) => {
+            items.clear();
+            Response::Done
+        }
+        (State::List(items), Op::ToVec) => Response::Items(items.clone()),
+        (State::Namespace(map), Op::NamespaceSet { name, value }) => Response::Item(map.insert(name_key(name), value)),
+        (State::Namespace(map), Op::NamespaceGet { name }) => Response::Item(map.get(&name_key(name)).cloned()),
+        (State::Namespace(map), Op::NamespaceRemove { name }) => Response::Item(map.remove(&name_key(name))),
+        (State::Value(value), Op::ValueGet) => Response::Item(Some(value.clone())),
+        (State::Value(value), Op::ValueSet { value: new }) => {
+            *value = new;
+            Response::Done
+        }
+        (State::Value(value), Op::ValueApply { task }) => {
+            let new = run_task(&task, &value.0)?;
+            *value = new.clone();
+            Response::Item(Some(new))
+        }
+        (State::Queue(items), Op::QueuePut { value }) => {
+            items.push_back(value);
+            Response::Done
+        }
+        (State::Queue(items), Op::QueueGet { .. }) => Response::Item(items.pop_front()),
+        (State::Queue(items), Op::Len) => Response::Len(items.len() as u64),
+        (State::Lock(owner), Op::LockAcquire { .. }) => {
+            *owner = Some(conn);
+            Response::Bool(true)
+        }
+        (State::Lock(owner), Op::LockRelease) => {
+            // Any connection may release it, as any thread may release Python's Lock.
+            owner.take().ok_or(Fault::NotHeld(Kind::Lock))?;
+            Response::Done
+        }
+        (State::Event(flag), Op::EventSet) => {
+            *flag = true;
+            Response::Done
+        }
+        (State::Event(flag), Op::EventClear) => {
+            *flag = false;
+            Response::Done
+        }
+        (State::Event(flag), Op::EventIsSet | Op::EventWait { .. }) => Response::Bool(*flag),
+        (State::Object { value, .. }, Op::ObjectGet) => Response::Item(Some(value.clone())),
+        (State::Object { value, .. }, Op::ObjectSet { value: new }) => {
+            *value = new;
+            Response::Done
+        }
+        (State::Object { value, pending, .. }, Op::ObjectCall { task, arg }) => {
+            // The arguments (T, A) encode as T's encoding then A's: tuples carry
+            // no header (`tuples_encode_as_their_elements_in_a_row`).
+            let mut args = Vec::with_capacity(value.0.len() + arg.0.len());
+            args.extend_from_slice(&value.0);
+            args.extend_from_slice(&arg.0);
+            let returned = run_task(&task, &args)?;
+            *pending = Some(returned.clone());
+            Response::Item(Some(returned))
+        }
+        (State::Object { value, pending, .. }, Op::ObjectCommit { split }) => {
+            let Some(Blob(mut returned)) = pending.take() else {
+                return Err(Fault::BadRequest("a commit with no call before it".into()));
+            };
+            let split = usize::try_from(split).ok().filter(|&s| s <= returned.len()).ok_or_else(|| {
+                Fault::BadRequest(format!("a commit of {split} bytes of {} returned", returned.len()))
+            })?;
+            returned.truncate(split);
+            *value = Blob(returned);
+            Response::Done
+        }
+        (_, op) => return Err(Fault::WrongKind { expected: expected_kind(&op), found }),
+    })
+}
+
+/// A namespace stores attribute names as their UTF-8 bytes.
+fn name_key(name: String) -> Blob {
+    Blob(name.into_bytes())
+}
+
+fn at(items: &[Blob], index: u64) -> Option<&Blob> {
+    usize::try_from(index).ok().and_then(|i| items.get(i))
+}
+
+fn at_mut(items: &mut [Blob], index: u64) -> Option<&mut Blob> {
+    usize::try_from(index).ok().and_then(|i| items.get_mut(i))
+}
+
+/// The kind an operation applies to, for the message when it met another kind.
+fn expected_kind(op: &Op) -> Kind {
+    match op {
+        Op::DictInsert { .. }
+        | Op::DictGet { .. }
+        | Op::DictRemove { .. }
+        | Op::DictContains { .. }
+        | Op::DictKeys
+        | Op::DictValues
+        | Op::DictItems
+        | Op::DictApply { .. } => Kind::Dict,
+        Op::ListPush { .. }
+        | Op::ListExtend { .. }
+        | Op::ListGet { .. }
+        | Op::ListSet { .. }
+        | Op::ListPop
+        | Op::ListApply { .. }
+        | Op::Len
+        | Op::Clear
+        | Op::ToVec => Kind::List,
+        Op::NamespaceSet { .. } | Op::NamespaceGet { .. } | Op::NamespaceRemove { .. } => Kind::Namespace,
+        Op::ValueGet | Op::ValueSet { .. } | Op::ValueApply { .. } => Kind::Value,
+        Op::QueuePut { .. } | Op::QueueGet { .. } => Kind::Queue,
+        Op::LockAcquire { .. } | Op::LockRelease => Kind::Lock,
+        Op::EventSet | Op::EventClear | Op::EventIsSet | Op::EventWait { .. } => Kind::Event,
+        Op::ObjectGet | Op::ObjectSet { .. } | Op::ObjectCall { .. } | Op::ObjectCommit { .. } => Kind::Object,
+    }
+}
+
+/// Runs the task `name` on the encoded argument tuple `args`, in this process,
+/// and returns the encoded result.
+///
+/// The crate's codec encodes a tuple as its elements in a row, with no header
+/// (`one_tuple_encodes_as_its_element`), so a stored value is the argument
+/// tuple of a one-argument task as it is.
+fn run_task(name: &str, args: &[u8]) -> Result<Blob, Fault> {
+    let entry = task::by_name(name).ok_or_else(|| Fault::UnknownTask(name.to_string()))?;
+    match entry.invoke(args).report {
+        Report::Returned(bytes) => Ok(Blob(bytes)),
+        Report::Failed(failure) => Err(Fault::Task { task: name.to_string(), failure }),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::codec;
+
+    #[test]
+    fn one_tuple_encodes_as_its_element() {
+        assert_eq!(codec::encode(&(7u64,)).unwrap(), codec::encode(&7u64).unwrap());
+        assert_eq!(codec::encode(&("ab".to_string(),)).unwrap(), codec::encode(&"ab").unwrap());
+        assert_eq!(codec::encode(&(vec![1i32, -2],)).unwrap(), codec::encode(&vec![1i32, -2]).unwrap());
+    }
+
+    #[test]
+    fn tuples_encode_as_their_elements_in_a_row() {
+        let pair = codec::encode(&("ab".to_string(), 300u64)).unwrap();
+        let mut row = codec::encode(&"ab").unwrap();
+        row.extend(codec::encode(&300u64).unwrap());
+        assert_eq!(pair, row);
+    }
+
+    fn blob<T: serde::Serialize>(v: T) -> Blob {
+        Blob(codec::encode(&v).unwrap())
+    }
+
+    #[test]
+    fn a_dict_keeps_insertion_order_and_a_replaced_key_keeps_its_place() {
+        let mut map = OrderedMap::default();
+        map.insert(blob("b"), blob(1));
+        map.insert(blob("a"), blob(2));
+        map.insert(blob("c"), blob(3));
+        assert_eq!(map.insert(blob("b"), blob(4)), Some(blob(1)));
+        map.remove(&blob("a"));
+        let keys: Vec<_> = map.keys().cloned().collect();
+        assert_eq!(keys, vec![blob("b"), blob("c")]);
+        let values: Vec<_> = map.pairs().map(|(_, v)| v.clone()).collect();
+        assert_eq!(values, vec![blob(4), blob(3)]);
+    }
+
+    #[test]
+    fn a_commit_keeps_the_first_bytes_of_what_the_call_returned() {
+        let mut state = State::new(Kind::Object, vec![blob(1u8)], Some("u8".into())).unwrap();
+        if let State::Object { pending, .. } = &mut state {
+            *pending = Some(Blob(vec![5, 6, 7]));
+        }
+        assert!(matches!(apply(&mut state, Op::ObjectCommit { split: 1 }, 0), Ok(Response::Done)));
+        assert!(matches!(apply(&mut state, Op::ObjectGet, 0), Ok(Response::Item(Some(Blob(v)))) if v == [5]));
+        // The call's result is used once.
+        assert!(matches!(apply(&mut state, Op::ObjectCommit { split: 0 }, 0), Err(Fault::BadRequest(_))));
+    }
+
+    #[test]
+    fn a_lock_is_released_for_the_connection_that_acquired_it_only() {
+        let mut lock = State::new(Kind::Lock, vec![], None).unwrap();
+        assert!(matches!(apply(&mut lock, Op::LockAcquire { wait: Wait::No }, 1), Ok(Response::Bool(true))));
+        assert!(matches!(apply(&mut lock, Op::LockAcquire { wait: Wait::No }, 2), Ok(Response::Bool(false))));
+        assert!(!lock.release_lock_of(2));
+        assert!(lock.release_lock_of(1));
+        assert!(matches!(apply(&mut lock, Op::LockRelease, 1), Err(Fault::NotHeld(Kind::Lock))));
+    }
+}
