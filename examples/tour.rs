@@ -5,7 +5,8 @@
 //! start methods, how a panic, an `exit`, a crash and a timeout reach the
 //! parent, forking a closure, what a process knows about its children, and a
 //! pool of workers that survives a crash and a hung task, a pipe and a queue
-//! handed to children as arguments, and a shared counter and a barrier. Every failure a child
+//! handed to children as arguments, a shared counter and a barrier, and a
+//! manager's dict updated from several processes. Every failure a child
 //! meets arrives as a typed `mproc::Error`; the tour itself carries on to the
 //! end.
 //!
@@ -110,6 +111,14 @@ fn meet(barrier: mproc::Barrier) -> usize {
     barrier.wait().unwrap_or(usize::MAX)
 }
 
+/// Counts words into a manager's dict, each count an atomic update.
+#[mproc::task]
+fn count_words(counts: mproc::manager::DictProxy<String, u64>, text: String) {
+    for word in text.split_whitespace() {
+        counts.update_or(&word.to_string(), 0, |n| n + 1).expect("the manager answers");
+    }
+}
+
 #[mproc::task]
 fn nap(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
@@ -134,6 +143,7 @@ fn main() -> Result<(), Error> {
     pools()?;
     pipes_and_queues()?;
     shared_state()?;
+    a_manager()?;
     println!("\nEnd of the tour.");
     Ok(())
 }
@@ -391,6 +401,23 @@ fn shared_state() -> Result<(), Error> {
     indices.sort();
     println!("three processes passed a barrier together, with indices {indices:?}");
     Ok(())
+}
+
+/// `Manager().dict()`, updated from several processes without losing a count.
+fn a_manager() -> Result<(), Error> {
+    section("A manager  [Manager().dict(); d[k] += 1 under a lock]");
+    let manager = mproc::Manager::start()?;
+    let counts = manager.dict::<String, u64>()?;
+    let texts = ["the cat and the dog", "the bird and the cat", "a dog"];
+    let children: Vec<_> =
+        texts.iter().map(|t| mproc::spawn!(count_words(counts.clone(), t.to_string()))).collect::<Result<_, _>>()?;
+    for child in children {
+        child.join()?;
+    }
+    let mut items = counts.items()?;
+    items.sort();
+    println!("word counts from three processes: {items:?}");
+    manager.shutdown()
 }
 
 fn describe<T: std::fmt::Debug>(result: &Result<T, Error>) -> String {
