@@ -156,16 +156,6 @@ fn corrupt(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("the pipe's shared memory is corrupt: {what}"))
 }
 
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd has no memory arguments; the result is checked.
-    let r = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor we just opened and nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(r) })
-}
-
 /// An epoll instance watching `bell` and `sock` for input.
 fn waiter(bell: BorrowedFd<'_>, sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // SAFETY: no memory arguments; the result is checked.
@@ -205,7 +195,7 @@ impl Link {
         // The rest of the header is zero, as a new memory file is: positions 0,
         // no sleepers, nothing partial or broken.
         let (s0, s1) = pair(Kind::Stream)?;
-        let (b0, b1) = (eventfd()?, eventfd()?);
+        let (b0, b1) = (fd::eventfd()?, fd::eventfd()?);
         let file1 = fd::dup(file.as_fd())?;
         let (p0, p1) = (fd::dup(b1.as_fd())?, fd::dup(b0.as_fd())?);
         {

@@ -1,6 +1,7 @@
 //! The manager server: a listener, the objects, and a thread per connection.
 
 use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use serde::Serialize;
 use super::protocol::{Blob, Fault, Kind, Request, Response};
 use super::store::Store;
 use crate::codec;
-use crate::connection::{Address, Connection, Listener, ToAddress};
+use crate::connection::{Address, Connection, Listener, ToAddress, Waitable};
 use crate::error::{Error, Result};
 
 /// Connections a server serves at once unless told otherwise ([`Server::set_max_connections`]).
@@ -77,7 +78,7 @@ const DRAIN: Duration = Duration::from_secs(1);
 pub struct Server {
     listener: Listener<()>,
     store: Arc<Store>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopFlag>,
     max_connections: usize,
     max_message: u64,
     send_timeout: Duration,
@@ -86,14 +87,51 @@ pub struct Server {
 /// Stops a [`Server`]'s [`serve`](Server::serve) from another thread. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ServerHandle {
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopFlag>,
+}
+
+/// Whether the server was stopped, and an eventfd rung when it is, so that
+/// threads asleep in `poll` wake at once (it is never drained: once stopped,
+/// it stays readable).
+#[derive(Debug)]
+struct StopFlag {
+    flag: AtomicBool,
+    bell: OwnedFd,
+}
+
+impl StopFlag {
+    fn new() -> Result<StopFlag> {
+        Ok(StopFlag { flag: AtomicBool::new(false), bell: crate::sys::fd::eventfd()? })
+    }
+
+    fn set(&self) {
+        self.flag.store(true, Ordering::Release);
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a local array to an open eventfd; a full
+        // counter (EAGAIN) means it is rung already.
+        unsafe { libc::write(self.bell.as_raw_fd(), one.as_ptr().cast(), 8) };
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+}
+
+impl Waitable for StopFlag {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        self.bell.as_fd()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.is_set()
+    }
 }
 
 impl ServerHandle {
     /// Makes `serve` return: it stops accepting at once, and returns once the
     /// connections have finished the request they are serving (one second at most).
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
+        self.stop.set();
     }
 }
 
@@ -102,7 +140,6 @@ impl Server {
     /// `authkey`; see [`Listener::bind`] for the addresses and the key rules (an
     /// empty key is refused over TCP).
     pub fn bind(addr: impl ToAddress, authkey: &[u8]) -> Result<Server> {
-        use std::os::fd::{AsFd, AsRawFd};
         let listener = Listener::<()>::bind(addr, authkey)?;
         // Several threads accept on it: one that finds the client taken by
         // another must not block in accept(2).
@@ -110,7 +147,7 @@ impl Server {
         Ok(Server {
             listener,
             store: Arc::new(Store::default()),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(StopFlag::new()?),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_message: DEFAULT_MAX_MESSAGE,
             send_timeout: DEFAULT_SEND_TIMEOUT,
@@ -230,7 +267,7 @@ impl Server {
                     .name(format!("mproc-manager-accept-{i}"))
                     .spawn_scoped(scope, || self.accept_loop(&active));
                 if let Err(e) = spawned {
-                    self.stop.store(true, Ordering::Release);
+                    self.stop.set();
                     return Err(Error::Io(e));
                 }
             }
@@ -245,7 +282,7 @@ impl Server {
             if !active.wait_for_slot(self.max_connections, &self.stop) {
                 return;
             }
-            match crate::connection::wait(&[&self.listener], Some(POLL)) {
+            match crate::connection::wait(&[&self.listener as &dyn Waitable, &*self.stop], Some(POLL)) {
                 Ok(ready) if ready.is_empty() => continue,
                 Ok(_) => {}
                 Err(_) => {
@@ -271,7 +308,7 @@ impl Server {
     }
 
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
+        self.stop.is_set()
     }
 }
 
@@ -298,10 +335,10 @@ type Active = Arc<ActiveInner>;
 
 impl ActiveInner {
     /// Waits until fewer than `max` connections are served; false once stopped.
-    fn wait_for_slot(&self, max: usize, stop: &AtomicBool) -> bool {
+    fn wait_for_slot(&self, max: usize, stop: &StopFlag) -> bool {
         let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
         while *count >= max {
-            if stop.load(Ordering::Acquire) {
+            if stop.is_set() {
                 return false;
             }
             count = self.changed.wait_timeout(count, POLL).unwrap_or_else(PoisonError::into_inner).0;
@@ -310,13 +347,7 @@ impl ActiveInner {
     }
 
     /// Serves `conn` on a thread of its own.
-    fn start(
-        self: &Arc<Self>,
-        store: &Arc<Store>,
-        stop: &Arc<AtomicBool>,
-        conn: Connection<()>,
-        send_timeout: Duration,
-    ) {
+    fn start(self: &Arc<Self>, store: &Arc<Store>, stop: &Arc<StopFlag>, conn: Connection<()>, send_timeout: Duration) {
         *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         let (me, store, stop) = (self.clone(), store.clone(), stop.clone());
         let spawned = std::thread::Builder::new().name("mproc-manager-conn".into()).spawn(move || {
@@ -353,15 +384,19 @@ impl ActiveInner {
 /// protocol beyond repair (a frame over the limit, a frame cut short), does not
 /// take an answer within `send_timeout`, or the server stops. Whatever the
 /// connection held is released when it ends (the session's drop).
-fn serve_connection(conn: &Connection<()>, store: &Store, stop: &AtomicBool, send_timeout: Duration) {
+fn serve_connection(conn: &Connection<()>, store: &Store, stop: &StopFlag, send_timeout: Duration) {
     // A client sends nothing while it waits for an answer: anything arriving
     // during a wait, the end of the stream included, means it gave up or went.
-    let gone = || stop.load(Ordering::Acquire) || !matches!(conn.poll(Some(Duration::ZERO)), Ok(false));
+    let gone = || stop.is_set() || !matches!(conn.poll(Some(Duration::ZERO)), Ok(false));
     let mut session = store.session(&gone);
     loop {
-        let frame = match conn.recv_bytes_timeout(POLL) {
+        // Asleep until a request (or the end of the stream) comes or the server stops.
+        if crate::connection::wait(&[conn as &dyn Waitable, stop], None).is_err() || stop.is_set() {
+            return;
+        }
+        let frame = match conn.recv_bytes_timeout(Duration::ZERO) {
             Ok(frame) => frame,
-            Err(Error::Timeout) if !stop.load(Ordering::Acquire) => continue,
+            Err(Error::Timeout) => continue,
             Err(_) => return,
         };
         // A frame that is not a request is answered (frames still line up), not fatal.

@@ -72,6 +72,18 @@ pub(crate) unsafe fn adopt(fd: RawFd) -> OwnedFd {
 }
 
 /// Readiness of one descriptor after [`poll`].
+/// A new eventfd (a counter that polls readable while it is not zero),
+/// non-blocking and close-on-exec.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd has no memory arguments; the result is checked.
+    let r = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor we just opened and nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) })
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Ready {
     /// Data (or end of file) can be read, or the descriptor is in error.
