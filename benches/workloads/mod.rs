@@ -9,6 +9,7 @@ use crate::common::Bench;
 use crate::common::report::Section;
 
 pub mod ipc;
+pub mod manager;
 pub mod pool;
 pub mod shared;
 pub mod startup;
@@ -17,5 +18,10 @@ pub mod startup;
 pub type Family = (&'static str, fn(&Bench) -> Section);
 
 /// Every family, in report order.
-pub const FAMILIES: &[Family] =
-    &[("startup", startup::run), ("pool", pool::run), ("ipc", ipc::run), ("shared", shared::run)];
+pub const FAMILIES: &[Family] = &[
+    ("startup", startup::run),
+    ("pool", pool::run),
+    ("ipc", ipc::run),
+    ("shared", shared::run),
+    ("manager", manager::run),
+];
