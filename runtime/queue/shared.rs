@@ -58,9 +58,6 @@ const VERSION: u32 = 1;
 const HEADER_SIZE: u64 = 4096;
 /// The ring's capacity is a multiple of this; so is every spill offset.
 const GRANULE: u64 = 4096;
-/// Times a consumer that found the queue empty looks for a commit before it
-/// sleeps (a load and a pause instruction each: a few microseconds in all).
-const SPINS: u32 = 1000;
 /// Smallest ring.
 pub(super) const MIN_CAPACITY: u64 = GRANULE;
 /// Largest ring.
@@ -500,7 +497,6 @@ impl Segment {
     /// (a test hook).
     fn get_with(&self, wait: Wait, stall: Option<&mut dyn FnMut()>) -> Result<Vec<u8>> {
         let h = self.header();
-        let mut spun = false;
         loop {
             let locked = self.lock()?;
             let s = self.state(&locked)?;
@@ -527,21 +523,6 @@ impl Segment {
                 return Err(Error::Closed);
             }
             let Some(left) = wait.left() else { return Err(Error::Empty) };
-            if !spun {
-                // A producer that is busy putting commits the next item sooner than
-                // a sleep and a wake-up take: watch for any commit for a few
-                // microseconds first, lock released, then look again.
-                spun = true;
-                let current = h.current.load(Relaxed);
-                drop(locked);
-                for _ in 0..SPINS {
-                    if h.current.load(Relaxed) != current {
-                        break;
-                    }
-                    std::hint::spin_loop();
-                }
-                continue;
-            }
             h.get_waiters.store(h.get_waiters.load(Relaxed).saturating_add(1), Relaxed);
             let seq = h.not_empty.load(Relaxed);
             drop(locked);
