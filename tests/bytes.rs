@@ -1,63 +1,16 @@
 //! `mproc::Bytes`: byte buffers that cross every channel intact, encoded as one
 //! byte string, and whose claimed length is never believed before it is seen.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod common;
 
+use common::alloc::largest_allocation_during;
 use mproc::{Bytes, Connection, Error, Pipe, Queue};
 use serde::{Deserialize, Serialize};
 
 // ---- helpers -------------------------------------------------------------------------------
 
-/// Records the largest single allocation made on each thread (a test binary has
-/// one global allocator: this file is its own binary for that reason).
-struct LargestAllocation;
-
-thread_local! {
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    let _ = LARGEST.try_with(|l| {
-        if size > l.get() {
-            l.set(size)
-        }
-    });
-}
-
-// SAFETY: every call is passed on to the system allocator unchanged; `note` only
-// touches a const-initialised thread-local, which never allocates.
-unsafe impl GlobalAlloc for LargestAllocation {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller's obligations are System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: LargestAllocation = LargestAllocation;
-
-/// Runs `f` and returns its result with the largest allocation it made on this thread.
-fn largest_allocation_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    LARGEST.with(|l| l.set(0));
-    let r = f();
-    (r, LARGEST.with(|l| l.get()))
-}
+static ALLOCATOR: common::alloc::LargestAllocation = common::alloc::LargestAllocation;
 
 /// Bytes that differ from place to place, so that a shifted or truncated copy shows.
 fn pattern(len: usize) -> Bytes {

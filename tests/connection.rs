@@ -4,68 +4,20 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::alloc::largest_allocation_during;
 use mproc::connection::{Address, Client, Listener, Waitable, wait};
 use mproc::{Connection, Error, Pipe};
 use serde::{Deserialize, Serialize};
 
 // ---- helpers -------------------------------------------------------------------------------
 
-/// Records the largest single allocation made on each thread, to check that a
-/// length prefix is never believed.
-struct LargestAllocation;
-
-thread_local! {
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    let _ = LARGEST.try_with(|l| {
-        if size > l.get() {
-            l.set(size)
-        }
-    });
-}
-
-// SAFETY: every call is passed on to the system allocator unchanged; `note` only
-// touches a const-initialised thread-local, which never allocates.
-unsafe impl GlobalAlloc for LargestAllocation {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller's obligations are System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: LargestAllocation = LargestAllocation;
-
-/// Runs `f` and returns its result with the largest allocation it made on this thread.
-fn largest_allocation_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    LARGEST.with(|l| l.set(0));
-    let r = f();
-    (r, LARGEST.with(|l| l.get()))
-}
+static ALLOCATOR: common::alloc::LargestAllocation = common::alloc::LargestAllocation;
 
 /// A second handle on `conn`'s socket, to write bytes that are not well-formed frames.
 /// Writes bytes into a connection's stream as they are, bypassing the framing.
