@@ -1,6 +1,8 @@
 //! What every workload family shares: timing and statistics, the CPython runner,
-//! the report and its plots, the raw floors' child process, the machine line.
+//! the report and its plots, the raw floors' child process, an mproc child
+//! serving commands, the machine line.
 
+pub mod child;
 pub mod floor;
 pub mod machine;
 pub mod plot;

@@ -10,11 +10,11 @@
 //! or times one round trip.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use mproc::{Connection, Pipe, Process, Queue, StartMethod};
+use mproc::{Connection, Queue};
 use serde::{Deserialize, Serialize};
 
+use crate::common::child::Child;
 use crate::common::floor::SocketChild;
 use crate::common::plot::{LogLogChart, Series, XTicks};
 use crate::common::python::samples;
@@ -64,68 +64,6 @@ fn bytes_sender(conn: Connection<u64>) {
             if conn.send_bytes(&payload).is_err() {
                 return;
             }
-        }
-    }
-}
-
-/// An mproc child (fork) running one of the tasks above (or below, for the
-/// queues) on the other end of a duplex pipe. Dropping it closes our end (the
-/// task then returns), closes the queues it puts to (a put waiting for room then
-/// fails), and joins the child, killing it if it has not ended within a few
-/// seconds: no child outlives it, on error paths included.
-struct Child {
-    conn: Option<Connection<u64>>,
-    process: Option<Process<()>>,
-    /// Closes the child's queues, if it has any.
-    close: Option<Box<dyn FnOnce()>>,
-}
-
-impl Child {
-    fn start(spawn: impl FnOnce(mproc::ProcessBuilder, Connection<u64>) -> mproc::Result<Process<()>>) -> Child {
-        let (here, there) = Pipe::<u64>::duplex().expect("mproc: Pipe::duplex failed");
-        let process = spawn(Process::builder().start_method(StartMethod::Fork), there).expect("mproc: start failed");
-        Child { conn: Some(here), process: Some(process), close: None }
-    }
-
-    /// Runs `close` (closing the queues the child puts to) when the child is ended.
-    fn closing(mut self, close: impl FnOnce() + 'static) -> Child {
-        self.close = Some(Box::new(close));
-        self
-    }
-
-    fn conn(&self) -> &Connection<u64> {
-        self.conn.as_ref().expect("connection open until drop")
-    }
-
-    /// Ends the child and checks that its task returned normally.
-    fn finish(mut self) {
-        if let Err(e) = self.stop() {
-            panic!("mproc: child failed: {e}");
-        }
-    }
-
-    fn stop(&mut self) -> Result<(), String> {
-        drop(self.conn.take());
-        if let Some(close) = self.close.take() {
-            close();
-        }
-        let Some(p) = self.process.take() else { return Ok(()) };
-        match p.join_timeout(Duration::from_secs(10)) {
-            Ok(Some(())) => Ok(()),
-            Ok(None) => {
-                let _ = p.kill();
-                let _ = p.join();
-                Err("did not end within 10 s of its pipe closing; killed".into())
-            }
-            Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if let Err(e) = self.stop() {
-            eprintln!("  warning: mproc child: {e}");
         }
     }
 }

@@ -10,10 +10,10 @@
 
 use std::hint::black_box;
 use std::mem::MaybeUninit;
-use std::time::Duration;
 
-use mproc::{Array, Connection, Lock, Pipe, Process, ProcessBuilder, SharedMemory, StartMethod, Value};
+use mproc::{Array, Connection, Lock, Process, SharedMemory, StartMethod, Value};
 
+use crate::common::child::Child;
 use crate::common::python::samples;
 use crate::common::report::{Section, Table, Target};
 use crate::common::stats::{Plan, Stats, fmt_int, fmt_rate, fmt_ratio, measure_interleaved};
@@ -101,70 +101,6 @@ fn shm_writer(conn: Connection<u64>, shm: SharedMemory) {
 fn check_copy(buf: &[u8], round: u64) {
     assert_eq!(buf[..8], round.to_le_bytes(), "the read did not see this round's write");
     assert_eq!(buf[buf.len() - 1], PATTERN, "wrong bytes at the end of the segment");
-}
-
-/// An mproc child (fork) running one of the tasks above on the other end of a
-/// duplex pipe: each command a `u64`, each answer one. Dropping it closes our
-/// end (the task then returns) and joins the child, killing it if it has not
-/// ended within 10 s: no child outlives it, on error paths included.
-struct Child {
-    conn: Option<Connection<u64>>,
-    process: Option<Process<()>>,
-}
-
-impl Child {
-    fn start(spawn: impl FnOnce(ProcessBuilder, Connection<u64>) -> mproc::Result<Process<()>>) -> Child {
-        let (here, there) = Pipe::<u64>::duplex().expect("mproc: Pipe::duplex failed");
-        let process = spawn(Process::builder().start_method(StartMethod::Fork), there).expect("mproc: start failed");
-        Child { conn: Some(here), process: Some(process) }
-    }
-
-    fn conn(&self) -> &Connection<u64> {
-        self.conn.as_ref().expect("connection open until drop")
-    }
-
-    fn send(&self, command: u64) {
-        self.conn().send(&command).expect("mproc: send failed");
-    }
-
-    /// Waits for the answer to a command, which must be the command itself.
-    fn answered(&self, command: u64) {
-        assert_eq!(self.conn().recv().expect("mproc: recv failed"), command, "wrong answer from the child");
-    }
-
-    fn call(&self, command: u64) {
-        self.send(command);
-        self.answered(command);
-    }
-
-    /// Ends the child and checks that its task returned normally.
-    fn finish(mut self) {
-        if let Err(e) = self.stop() {
-            panic!("mproc: child failed: {e}");
-        }
-    }
-
-    fn stop(&mut self) -> Result<(), String> {
-        drop(self.conn.take());
-        let Some(p) = self.process.take() else { return Ok(()) };
-        match p.join_timeout(Duration::from_secs(10)) {
-            Ok(Some(())) => Ok(()),
-            Ok(None) => {
-                let _ = p.kill();
-                let _ = p.join();
-                Err("did not end within 10 s of its pipe closing; killed".into())
-            }
-            Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if let Err(e) = self.stop() {
-            eprintln!("  warning: mproc child: {e}");
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
