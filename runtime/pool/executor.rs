@@ -9,12 +9,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::engine::{Engine, Job};
-use super::result::decode_one;
-use super::slot::Slot;
+use super::engine::Engine;
 use super::{AsyncResult, Imap, Pool, PoolBuilder};
 use crate::error::{Error, Result};
-use crate::handle;
 use crate::start::StartMethod;
 use crate::task::{self, MapFn, TaskFn, TaskValue};
 
@@ -140,18 +137,10 @@ impl Executor {
     }
 
     /// Queues one item of a map as its own job, so that it can be waited on,
-    /// cancelled and killed alone (`Pool::submit_one` for a [`MapFn`]).
+    /// cancelled and killed alone (as `submit`, for a [`MapFn`]).
     fn submit_item<F: MapFn<Item, M>, Item, M>(&self, f: F, item: Item) -> TaskFuture<F::Output> {
-        let engine = self.pool.engine();
-        let submitted = task::of(&f).and_then(|entry| {
-            let (chunk, fds) = handle::encode_with_handles(std::slice::from_ref(&F::args(item)))?;
-            let slot = Slot::new();
-            let job = Job { task: entry.name(), chunk, fds, items: 1, slot: slot.clone(), group: 0, index: 0 };
-            let ids = engine.submit([job])?;
-            Ok((AsyncResult::new(vec![slot], entry.name(), decode_one::<F::Output>), ids[0]))
-        });
-        let (result, id) = submitted.unwrap_or_else(|e| (AsyncResult::failed(e, decode_one::<F::Output>), 0));
-        TaskFuture { result: result.with_engine(engine.clone()), id, engine: engine.clone() }
+        let (result, id) = self.pool.submit_call(task::of(&f), &F::args(item));
+        TaskFuture { result, id, engine: self.pool.engine().clone() }
     }
 
     /// Python's `shutdown`: no new tasks; with `cancel_futures`, queued tasks are

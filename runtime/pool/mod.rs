@@ -97,15 +97,25 @@ impl Pool {
         F: TaskFn<A>,
         A: TaskValue,
     {
-        let submitted = task::of(&f).and_then(|entry| {
-            let (chunk, fds) = handle::encode_with_handles(std::slice::from_ref(&args))?;
+        self.submit_call(task::of(&f), &args)
+    }
+
+    /// Queues one call of the task `entry` (or fails with its lookup error) with
+    /// `args`; returns its result and job id (0 if it was never queued).
+    pub(crate) fn submit_call<A: TaskValue, R: TaskValue>(
+        &self,
+        entry: Result<&'static task::TaskEntry>,
+        args: &A,
+    ) -> (AsyncResult<R>, u64) {
+        let submitted = entry.and_then(|entry| {
+            let (chunk, fds) = handle::encode_with_handles(std::slice::from_ref(args))?;
             let slot = Slot::new();
             let job = Job { task: entry.name(), chunk, fds, items: 1, slot: slot.clone(), group: 0, index: 0 };
             let ids = self.engine.submit([job])?;
-            let result = AsyncResult::new(vec![slot], entry.name(), decode_one::<F::Output>);
+            let result = AsyncResult::new(vec![slot], entry.name(), decode_one::<R>);
             Ok((result.with_engine(self.engine.clone()), ids[0]))
         });
-        submitted.unwrap_or_else(|e| (AsyncResult::failed(e, decode_one::<F::Output>), 0))
+        submitted.unwrap_or_else(|e| (AsyncResult::failed(e, decode_one::<R>), 0))
     }
 
     /// Applies `f` to every item and returns the results in input order. Items are
