@@ -68,6 +68,12 @@ const HEADER_BYTES: u64 = 4096;
 /// page eventually, so this is also what a busy pipe costs in memory.
 pub(crate) const RING_BYTES: u64 = 1 << 20;
 
+/// `seen_at`: the reader moved `head` since the send before; the grace of
+/// [`RECHECK_READER`] starts at the next send that finds it still.
+const READER_MOVED: u64 = 0;
+/// `seen_at`: no sender has made sure the reader is there yet.
+const READER_NEVER_SEEN: u64 = u64::MAX;
+
 /// Times a receiver looks at an empty ring before it sleeps (each look is a
 /// load and a pause instruction: a few microseconds in all).
 const SPINS: u32 = 1000;
@@ -136,8 +142,9 @@ pub(crate) struct Link {
     capacity: u64,
     /// The socket said the other end is gone (it stays gone).
     peer_gone: AtomicBool,
-    /// The reader's `head` when a sender last made sure the reader is there, and
-    /// when (nanoseconds after `born`, 0 for never).
+    /// The reader's `head` when a sender last looked, and when the reader was
+    /// last known to be there (nanoseconds after `born`, or [`READER_MOVED`] or
+    /// [`READER_NEVER_SEEN`]).
     seen_head: AtomicU64,
     seen_at: AtomicU64,
     born: Instant,
@@ -253,7 +260,7 @@ impl Link {
             capacity,
             peer_gone: AtomicBool::new(false),
             seen_head: AtomicU64::new(0),
-            seen_at: AtomicU64::new(0),
+            seen_at: AtomicU64::new(READER_NEVER_SEEN),
             born: Instant::now(),
         })
     }
@@ -492,14 +499,21 @@ impl Link {
     /// [`RECHECK_READER`] ago. A reader that keeps taking is there.
     fn check_reader(&self) -> io::Result<()> {
         let head = self.tx().head.load(Ordering::Relaxed);
-        let now = (self.born.elapsed().as_nanos() as u64).max(1);
-        if self.seen_head.swap(head, Ordering::Relaxed) != head {
-            self.seen_at.store(now, Ordering::Relaxed);
+        if self.seen_head.load(Ordering::Relaxed) != head {
+            // The reader took something since the last send: it is there.
+            self.seen_head.store(head, Ordering::Relaxed);
+            self.seen_at.store(READER_MOVED, Ordering::Relaxed);
             return Ok(());
         }
-        let at = self.seen_at.load(Ordering::Relaxed);
-        if at != 0 && now - at.min(now) < RECHECK_READER.as_nanos() as u64 {
-            return Ok(());
+        let now = (self.born.elapsed().as_nanos() as u64).clamp(1, READER_NEVER_SEEN - 1);
+        match self.seen_at.load(Ordering::Relaxed) {
+            READER_MOVED => {
+                self.seen_at.store(now, Ordering::Relaxed);
+                return Ok(());
+            }
+            READER_NEVER_SEEN => {}
+            at if now.saturating_sub(at) < RECHECK_READER.as_nanos() as u64 => return Ok(()),
+            _ => {}
         }
         if self.peer_closed() {
             return Err(io::Error::from_raw_os_error(libc::EPIPE));
