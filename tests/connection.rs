@@ -844,6 +844,49 @@ fn a_listener_and_a_client_talk_over_a_unix_socket() {
 }
 
 #[test]
+fn a_unix_socket_connection_carries_messages_larger_than_its_ring_both_ways() {
+    let path = common::temp_path("connection-large.sock");
+    let listener = Listener::<Msg>::bind(path.as_path(), b"secret").unwrap();
+    let client_path = path.clone();
+    let client = std::thread::spawn(move || {
+        let conn = Client::<Msg>::connect(&client_path, b"secret").unwrap();
+        conn.send_bytes(&pattern(3 << 20, 1)).unwrap();
+        for id in 0..2000 {
+            conn.send(&msg(id)).unwrap();
+        }
+        conn.recv_bytes().unwrap()
+    });
+    let conn = listener.accept().unwrap();
+    assert!(conn.recv_bytes().unwrap() == pattern(3 << 20, 1));
+    for id in 0..2000 {
+        assert_eq!(conn.recv().unwrap(), msg(id));
+    }
+    conn.send_bytes(&pattern(5 << 20, 2)).unwrap();
+    assert!(client.join().unwrap() == pattern(5 << 20, 2));
+}
+
+#[mproc::test]
+fn a_unix_socket_client_killed_in_another_process_ends_the_listeners_stream() {
+    let path = common::temp_path("connection-killed.sock");
+    let listener = Listener::<u32>::bind(path.as_path(), b"secret").unwrap();
+    let client_path = path.clone();
+    let p = mproc::fork(move || {
+        let conn = Client::<u32>::connect(&client_path, b"secret").unwrap();
+        conn.send(&7).unwrap();
+        // Blocks until killed: nothing is ever sent back.
+        conn.recv().unwrap()
+    })
+    .unwrap();
+    let conn = listener.accept().unwrap();
+    assert_eq!(conn.recv_timeout(Duration::from_secs(10)).unwrap(), 7);
+    p.kill().unwrap();
+    let _ = p.join();
+    let err = conn.recv_timeout(Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(err, Error::Eof), "{err}");
+    assert!(matches!(conn.send(&1), Err(Error::Eof)));
+}
+
+#[test]
 fn binding_a_unix_path_that_exists_is_an_error() {
     let path = common::temp_path("connection-taken.sock");
     std::fs::write(&path, "taken").unwrap();

@@ -71,6 +71,23 @@ macro_rules! for_each_start_method {
             }
 
             #[mproc::test]
+            fn a_unix_socket_connection_accepted_here_is_served_by_a_child() {
+                let path = std::env::temp_dir()
+                    .join(format!("mproc-test-{}-handles-{}.sock", std::process::id(), stringify!($name)));
+                let _ = std::fs::remove_file(&path);
+                let listener = mproc::connection::Listener::<u64>::bind(path.as_path(), b"key").unwrap();
+                let client_path = path.clone();
+                let client = std::thread::spawn(move || {
+                    let conn = mproc::connection::Client::<u64>::connect(client_path.as_path(), b"key").unwrap();
+                    (1..=4u64).map(|n| conn.send(&n).and_then(|()| conn.recv())).collect::<Result<Vec<_>, _>>()
+                });
+                let accepted = listener.accept().unwrap();
+                let child = Process::builder().start_method(METHOD).spawn(squares_back, (accepted,)).unwrap();
+                assert_eq!(client.join().unwrap().unwrap(), vec![1, 4, 9, 16]);
+                assert_eq!(child.join().unwrap(), 4);
+            }
+
+            #[mproc::test]
             fn the_reader_sees_eof_once_the_child_holding_the_writer_exits() {
                 let (rx, tx) = Pipe::<String>::simplex().unwrap();
                 let child = Process::builder().start_method(METHOD).spawn(writes, (tx, 3)).unwrap();

@@ -681,8 +681,9 @@ fn report(bench: &Bench, startups: &[Startup], r: &RoundTrips, a: &Append, clien
          `d.get(&k)` checked to be `Some(run)`, and answers. After the run (untimed) the dict must hold exactly \
          {pairs} keys. Ops/s is the run's {ops} operations (inserts and gets) over its time. The first run, \
          untimed, opens every client's connection. The server serves each connection on a thread of its own \
-         (mproc: a Rust thread per connection; CPython: a Python thread per connection, under the GIL), on a \
-         machine of {cores} cores shared with the clients.",
+         (mproc: a Rust thread per connection, which watches its connection for up to 20 µs, yielding the \
+         processor, before it sleeps; CPython: a Python thread per connection, under the GIL), on a machine of \
+         {cores} cores shared with the clients.",
         pairs = fmt_int(clients_pairs(bench)),
         ops = fmt_int(2 * clients_pairs(bench)),
         cores = std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -692,8 +693,8 @@ fn report(bench: &Bench, startups: &[Startup], r: &RoundTrips, a: &Append, clien
         "**Transport floors.** What a round trip from the parent costs with no manager in it, interleaved \
          round by round with the parent's insert and get above (each timed after an untimed one, as they are). mproc's transport: a child (fork) binds a \
          `connection::Listener<()>` on a Unix socket in a private directory, this process connects with \
-         `connection::Client::<()>::connect_timeout` (authenticated, as a proxy connects to its server), and a \
-         round is `send_bytes` of {b} bytes and `recv_bytes_timeout` of the echo (the calls a proxy makes; the \
+         `connection::Client::<()>::connect_timeout` (authenticated, as a proxy connects to its server; after \
+         the handshake such a connection moves into shared memory, as a proxy's does), and a round is `send_bytes` of {b} bytes and `recv_bytes_timeout` of the echo (the calls a proxy makes; the \
          child answers with `recv_bytes` and `send_bytes`). A manager request adds to that the encoding of the \
          request, the server's decoding, its store (a lock and a map), and the encoding and decoding of the \
          answer. The raw floor: a child made with a bare `fork()` on an AF_UNIX stream socketpair, the same {b} \

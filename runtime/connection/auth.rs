@@ -121,7 +121,7 @@ fn recv(chan: &Channel, peer: &Peer<'_>) -> Result<Vec<u8>> {
 
 /// Rewords what went wrong on the wire into one line that says it happened
 /// during authentication, and with whom.
-fn handshake_error(e: Error, peer: &Peer<'_>) -> Error {
+pub(crate) fn handshake_error(e: Error, peer: &Peer<'_>) -> Error {
     let name = peer.name;
     match e {
         Error::Eof => Error::Io(io::Error::new(
@@ -142,7 +142,7 @@ fn handshake_error(e: Error, peer: &Peer<'_>) -> Error {
     }
 }
 
-fn protocol(peer: &Peer<'_>, what: &str) -> Error {
+pub(crate) fn protocol(peer: &Peer<'_>, what: &str) -> Error {
     Error::Io(io::Error::new(
         io::ErrorKind::InvalidData,
         format!("authentication with {} failed: {what}; it does not speak the mproc connection protocol", peer.name),

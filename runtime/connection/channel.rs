@@ -262,6 +262,28 @@ impl Channel {
         Ok(chan)
     }
 
+    /// The socket, if this channel is on one and nothing has been read off it
+    /// that was not handed out (a connection moving into shared memory after
+    /// its handshake would lose such bytes).
+    pub(crate) fn idle_socket(&self) -> Option<BorrowedFd<'_>> {
+        let inbox = self.inbox();
+        let idle = !inbox.settled() && inbox.frames.is_between_frames();
+        match &self.transport {
+            Transport::Socket(fd) if idle => Some(fd.as_fd()),
+            _ => None,
+        }
+    }
+
+    /// Watches a shared-memory channel's incoming ring for a few microseconds,
+    /// for a caller about to sleep in [`wait`](super::wait) that expects a
+    /// message soon. Returns whether bytes came (false at once on a socket).
+    pub(crate) fn spin_for_input(&self) -> bool {
+        match &self.transport {
+            Transport::Socket(_) => false,
+            Transport::Ring(link) => link.spin_for_input(),
+        }
+    }
+
     fn inbox(&self) -> MutexGuard<'_, Inbox> {
         // Nothing panics while the lock is held; if something ever did, the inbox
         // is still consistent (every field is updated by a single assignment).

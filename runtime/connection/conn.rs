@@ -74,6 +74,13 @@ impl<T> Connection<T> {
         Connection { chan, _type: PhantomData }
     }
 
+    /// Watches the incoming stream for a few microseconds when it is in shared
+    /// memory, for a server about to sleep until its client's next request.
+    /// Returns whether bytes came.
+    pub(crate) fn spin_for_input(&self) -> bool {
+        self.chan.spin_for_input()
+    }
+
     /// Sends `bytes` as one message, as they are (no encoding).
     ///
     /// Returns [`Error::Eof`] when the other end is closed, [`Error::Misuse`] on the

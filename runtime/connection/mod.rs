@@ -10,8 +10,9 @@
 //! ## On the wire
 //!
 //! A connection carries a stream of **frames** (through shared memory for a
-//! [`Pipe`], a socket otherwise): an 8-byte little-endian length, then that many
-//! bytes. A typed message ([`Connection::send`]) is one
+//! [`Pipe`], and for a [`Listener`]/[`Client`] connection over a Unix socket once
+//! its handshake is done; over TCP, the socket): an 8-byte little-endian length,
+//! then that many bytes. A typed message ([`Connection::send`]) is one
 //! frame holding the value in the crate's codec; [`Connection::send_bytes`] sends
 //! the bytes as they are. The receiver checks each length against its maximum
 //! ([`Connection::set_max_message`], default [`DEFAULT_MAX_MESSAGE`], 1 GiB)
@@ -35,6 +36,7 @@ mod conn;
 mod listener;
 mod pipe;
 mod ring;
+mod upgrade;
 mod wait;
 
 pub use address::{Address, ToAddress};

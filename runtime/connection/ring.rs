@@ -74,9 +74,15 @@ const READER_MOVED: u64 = 0;
 /// `seen_at`: no sender has made sure the reader is there yet.
 const READER_NEVER_SEEN: u64 = u64::MAX;
 
-/// Times a receiver looks at an empty ring before it sleeps (each look is a
-/// load and a pause instruction: a few microseconds in all).
-const SPINS: u32 = 1000;
+/// Times a receiver looks at an empty ring, with a pause instruction between
+/// looks, before it starts yielding its processor (a few microseconds in all).
+const SPINS: u32 = 100;
+
+/// How long, from the first look, a receiver that found nothing goes on looking
+/// between `sched_yield` calls before it sleeps. Yielding instead of spinning
+/// hands the processor to whichever thread is ready to run on it (often the
+/// very peer being waited for, when there are more busy threads than cores).
+const YIELD_FOR: Duration = Duration::from_micros(20);
 
 /// How long a sender that sees its reader take nothing trusts that the reader
 /// is still there before it asks the socket again (see [`Link::check_reader`]).
@@ -460,20 +466,30 @@ impl Link {
         result
     }
 
-    /// Watches the incoming ring for a few microseconds before the caller goes to
-    /// sleep: a sender that is busy sending puts the next message in sooner than a
-    /// sleep and a wake-up take (two system calls and a context switch each).
-    /// Returns whether bytes came.
-    fn spin_for_input(&self) -> bool {
+    /// Watches the incoming ring for up to [`YIELD_FOR`] before the caller goes to
+    /// sleep, spinning [`SPINS`] times, then yielding the processor between looks: a
+    /// peer that is busy sending (or answering) puts the next message in sooner
+    /// than a sleep and a wake-up take (two system calls and a context switch
+    /// each). Yielding keeps a watcher from holding a processor that the peer,
+    /// or anyone else, needs. Returns whether bytes came.
+    pub(crate) fn spin_for_input(&self) -> bool {
         let rx = self.rx();
         let head = rx.head.load(Ordering::Relaxed);
+        let came = || rx.tail.load(Ordering::Acquire) != head;
+        let start = Instant::now();
         for _ in 0..SPINS {
-            if rx.tail.load(Ordering::Acquire) != head {
+            if came() {
                 return true;
             }
             std::hint::spin_loop();
         }
-        false
+        while start.elapsed() < YIELD_FOR {
+            if came() {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        came()
     }
 
     fn sleep(&self, deadline: Option<Instant>) -> io::Result<()> {

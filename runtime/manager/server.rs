@@ -390,8 +390,12 @@ fn serve_connection(conn: &Connection<()>, store: &Store, stop: &StopFlag, send_
     let gone = || stop.is_set() || !matches!(conn.poll(Some(Duration::ZERO)), Ok(false));
     let mut session = store.session(&gone);
     loop {
+        // A client busy with requests sends the next one within microseconds: a
+        // connection in shared memory watches for it before going to sleep.
         // Asleep until a request (or the end of the stream) comes or the server stops.
-        if crate::connection::wait(&[conn as &dyn Waitable, stop], None).is_err() || stop.is_set() {
+        if (!conn.spin_for_input() && crate::connection::wait(&[conn as &dyn Waitable, stop], None).is_err())
+            || stop.is_set()
+        {
             return;
         }
         let frame = match conn.recv_bytes_timeout(Duration::ZERO) {
