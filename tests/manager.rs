@@ -653,6 +653,58 @@ fn shutdown_stops_the_server_and_removes_its_directory() {
 }
 
 #[mproc::test]
+fn a_destroyed_object_is_misuse_through_every_proxy_to_it() {
+    let mgr = Manager::start().unwrap();
+    let d = mgr.dict::<u32, u32>().unwrap();
+    d.insert(1, 1).unwrap();
+    let other = d.clone();
+    let kept = mgr.dict::<u32, u32>().unwrap();
+    kept.insert(2, 2).unwrap();
+    d.destroy().unwrap();
+    let err = other.get(&1).unwrap_err();
+    assert!(matches!(err, Error::Misuse { .. }) && err.to_string().contains("was destroyed"), "{err}");
+    let err = other.clone().destroy().unwrap_err();
+    assert!(err.to_string().contains("was destroyed"), "{err}");
+    assert_eq!(kept.get(&2).unwrap(), Some(2));
+}
+
+#[mproc::test]
+fn destroying_a_queue_ends_a_get_waiting_on_it() {
+    let mgr = Manager::start().unwrap();
+    let q = mgr.queue::<u32>().unwrap();
+    let waiter = q.clone();
+    let waiting = std::thread::spawn(move || waiter.get());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!waiting.is_finished(), "get returned from an empty queue");
+    q.destroy().unwrap();
+    let err = finishes_within(Duration::from_secs(10), move || waiting.join().unwrap())
+        .expect("the get still waits on a destroyed queue")
+        .unwrap_err();
+    assert!(err.to_string().contains("was destroyed"), "{err}");
+}
+
+#[mproc::test]
+fn destroy_waits_for_a_closure_update_in_progress() {
+    let mgr = Manager::start().unwrap();
+    let v = mgr.value(1u64).unwrap();
+    let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+    let updater = v.clone();
+    let updating = std::thread::spawn(move || {
+        updater.update(|n| {
+            inside_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            n + 1
+        })
+    });
+    inside_rx.recv().unwrap();
+    let started = Instant::now();
+    v.clone().destroy().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200), "destroyed in the middle of an update");
+    assert_eq!(updating.join().unwrap().unwrap(), 2);
+    assert!(v.get().unwrap_err().to_string().contains("was destroyed"));
+}
+
+#[mproc::test]
 fn a_proxy_of_a_shut_down_manager_fails_at_once() {
     let mgr = Manager::start().unwrap();
     let d = mgr.dict::<u32, u32>().unwrap();
@@ -861,6 +913,15 @@ fn a_lock_is_released_when_its_client_disconnects() {
 }
 
 #[mproc::test]
+fn destroying_a_published_object_takes_its_name_away() {
+    let serving = Serving::new(b"key", |s| s.dict("scores"));
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    mgr.get_dict::<String, u64>("scores").unwrap().destroy().unwrap();
+    let err = mgr.get_dict::<String, u64>("scores").unwrap_err();
+    assert!(err.to_string().contains("publishes nothing under the name"), "{err}");
+}
+
+#[mproc::test]
 fn a_wrong_authkey_is_authentication_failed() {
     let serving = Serving::new(b"right", |s| s.dict("d"));
     assert!(matches!(Manager::connect(&serving.addr, b"wrong"), Err(Error::AuthenticationFailed)));
@@ -947,7 +1008,31 @@ fn connections_past_the_bound_wait_for_a_free_one() {
 }
 
 #[mproc::test]
-fn thirty_two_clients_of_a_thousand_operations_lose_nothing() {
+fn proxies_received_in_one_process_share_its_connections() {
+    let serving = Serving::new(b"key", |s| {
+        s.set_max_connections(1);
+        s.dict("d");
+        s.list("l");
+    });
+    let (tx, rx) = Pipe::<(DictProxy<u8, u8>, ListProxy<u8>)>::duplex().unwrap();
+    {
+        let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+        tx.send(&(mgr.get_dict("d").unwrap(), mgr.get_list("l").unwrap())).unwrap();
+    } // The one connection the server allows closes here.
+    let (d, l) = rx.recv().unwrap();
+    // With a connection each, the second proxy would wait for a free one in vain.
+    let used = finishes_within(Duration::from_secs(20), move || {
+        for i in 0..3 {
+            d.insert(i, i).unwrap();
+            l.push(i).unwrap();
+        }
+        (d.len().unwrap(), l.len().unwrap())
+    });
+    assert_eq!(used, Some((3, 3)));
+}
+
+#[mproc::test]
+fn thirty_two_clients_of_ten_thousand_operations_lose_nothing() {
     let serving = Serving::new(b"key", |s| {
         s.dict("counts");
         s.list("log");
@@ -959,9 +1044,9 @@ fn thirty_two_clients_of_a_thousand_operations_lose_nothing() {
                 let mgr = Manager::connect(&addr, b"key").unwrap();
                 let counts = mgr.get_dict::<u64, u64>("counts").unwrap();
                 let log = mgr.get_list::<u64>("log").unwrap();
-                for i in 0..500 {
+                for i in 0..5000 {
                     counts.apply_or(&(i % 7), 0, increment).unwrap();
-                    log.push(t * 1000 + i).unwrap();
+                    log.push(t * 10_000 + i).unwrap();
                 }
             })
         })
@@ -971,11 +1056,11 @@ fn thirty_two_clients_of_a_thousand_operations_lose_nothing() {
     }
     let mgr = Manager::connect(&serving.addr, b"key").unwrap();
     let total: u64 = mgr.get_dict::<u64, u64>("counts").unwrap().values().unwrap().iter().sum();
-    assert_eq!(total, 32 * 500);
+    assert_eq!(total, 32 * 5000);
     let mut log = mgr.get_list::<u64>("log").unwrap().to_vec().unwrap();
     log.sort();
     log.dedup();
-    assert_eq!(log.len(), 32 * 500);
+    assert_eq!(log.len(), 32 * 5000);
 }
 
 #[mproc::test]

@@ -127,7 +127,7 @@ impl Manager {
 
     fn start_owned(method: Option<StartMethod>) -> Result<Manager> {
         let (owned, socket, authkey) = Owned::start(method)?;
-        let mgr = Manager { remote: Arc::new(Remote::new(Address::Unix(socket), authkey)), owned: Mutex::new(None) };
+        let mgr = Manager { remote: Remote::shared(Address::Unix(socket), authkey), owned: Mutex::new(None) };
         *mgr.owned() = Some(owned);
         Ok(mgr)
     }

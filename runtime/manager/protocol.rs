@@ -82,6 +82,10 @@ pub(crate) enum Request {
     /// Applies `op` (a write), if any, to an object this connection holds, and
     /// ends one hold of it, whether `op` succeeded or not.
     Release { id: u64, op: Option<Op> },
+    /// Frees the object `id`, and its name if it is published, once no other
+    /// connection holds it. Requests waiting on it are answered
+    /// [`Fault::Destroyed`], as are later ones. Answered with [`Response::Done`].
+    Destroy { id: u64 },
 }
 
 /// An operation on one object. Which kind of object each applies to is in its name.
@@ -218,8 +222,10 @@ pub(crate) enum Response {
 /// proxy's side.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Fault {
-    /// No object has this id (it belongs to another server?).
+    /// No object has this id, nor ever had (it belongs to another server?).
     NoSuchObject(u64),
+    /// The object was destroyed ([`Request::Destroy`]).
+    Destroyed(u64),
     /// Nothing is published under this name.
     NoSuchName(String),
     /// The object (or the name) is another kind than the request needs.

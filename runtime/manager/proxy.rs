@@ -3,7 +3,8 @@
 //! A proxy is plain data: the server's address, the authkey and the object's
 //! id. Its requests go through its [`Remote`]'s connections, opened on first
 //! use in each process. Clones share the connections of the process they are
-//! in. The typed faces are in `collections.rs` (dict, list, namespace, value),
+//! in, and so do proxies to one server that arrive separately (decoded from
+//! task arguments or messages: [`Remote::shared`]). The typed faces are in `collections.rs` (dict, list, namespace, value),
 //! `sync.rs` (queue, lock, event) and `object.rs` (custom objects); this file is
 //! their shared core.
 
@@ -25,6 +26,9 @@ fn fault(f: Fault) -> Error {
     match f {
         Fault::NoSuchObject(id) => Error::Misuse {
             what: format!("the manager has no object {id}: the proxy belongs to another manager, or to one restarted"),
+        },
+        Fault::Destroyed(id) => Error::Misuse {
+            what: format!("the manager's object {id} was destroyed (by destroy() on a proxy to it): make a new one"),
         },
         Fault::NoSuchName(name) => {
             Error::Misuse { what: format!("the manager publishes nothing under the name {name:?}") }
@@ -105,6 +109,14 @@ impl Proxy {
     pub(crate) fn lookup(remote: &Arc<Remote>, name: &str, kind: Kind, type_name: Option<String>) -> Result<Proxy> {
         match remote.request(&Request::Lookup { name: name.to_string(), kind, type_name }, Wait::No)? {
             Response::Id(id) => Ok(Proxy { remote: remote.clone(), id }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Destroys the object in the server (see the typed proxies' `destroy`).
+    pub(crate) fn destroy(&self) -> Result<()> {
+        match self.remote.request(&Request::Destroy { id: self.id }, Wait::No)? {
+            Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }
@@ -272,7 +284,7 @@ impl Serialize for Proxy {
 impl<'de> Deserialize<'de> for Proxy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Proxy, D::Error> {
         let Wire { address, authkey, id } = Wire::deserialize(d)?;
-        Ok(Proxy { remote: Arc::new(Remote::new(address, authkey.0)), id })
+        Ok(Proxy { remote: Remote::shared(address, authkey.0), id })
     }
 }
 
@@ -292,6 +304,20 @@ macro_rules! proxy_type {
         impl<$($t),*> $name<$($t),*> {
             pub(crate) fn from_proxy(proxy: $crate::manager::proxy::Proxy) -> Self {
                 $name { proxy, _types: std::marker::PhantomData }
+            }
+
+            /// Frees the object in the server now, and its name if it is
+            /// published. Objects otherwise live as long as their server: a
+            /// proxy is plain data, copied into other processes, so the server
+            /// cannot know when the last one is gone.
+            ///
+            /// Afterwards every proxy to the object, in any process, gets an
+            /// [`Error::Misuse`](crate::Error::Misuse) that says it was destroyed,
+            /// and so do requests waiting on it (a queue's `get`, a lock's
+            /// `acquire`, an event's `wait`). A closure `update` in progress in
+            /// another process finishes first.
+            pub fn destroy(self) -> $crate::Result<()> {
+                self.proxy.destroy()
             }
         }
 

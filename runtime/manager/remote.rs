@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,39 @@ pub(crate) struct Lease {
     pinned: bool,
 }
 
+/// This process's remotes, at most one per server (address and key) while any
+/// proxy uses it: proxies that arrive separately (task arguments, messages)
+/// share their connections instead of opening their own.
+static REMOTES: Mutex<Vec<Weak<Remote>>> = Mutex::new(Vec::new());
+
 impl Remote {
+    /// The remote of this process for the server at `address` with `authkey`:
+    /// the one in use, or a new one.
+    pub(crate) fn shared(address: Address, authkey: Vec<u8>) -> Arc<Remote> {
+        // Held for a few instructions at a time; a child forked while another
+        // thread held it would wait forever, so after a while it gives up and
+        // makes a remote of its own (which works the same, unshared).
+        let mut tries = 0;
+        let mut all = loop {
+            match REMOTES.try_lock() {
+                Ok(all) => break all,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) if tries < 1000 => {
+                    tries += 1;
+                    std::thread::yield_now();
+                }
+                Err(TryLockError::WouldBlock) => return Arc::new(Remote::new(address, authkey)),
+            }
+        };
+        all.retain(|w| w.strong_count() > 0);
+        let found = all.iter().filter_map(Weak::upgrade).find(|r| r.address == address && r.authkey == authkey);
+        found.unwrap_or_else(|| {
+            let remote = Arc::new(Remote::new(address, authkey));
+            all.push(Arc::downgrade(&remote));
+            remote
+        })
+    }
+
     pub(crate) fn new(address: Address, authkey: Vec<u8>) -> Remote {
         let links = Links { pid: std::process::id(), idle: Vec::new(), pinned: HashMap::new() };
         Remote { address, authkey, links: Mutex::new(links) }

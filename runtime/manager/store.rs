@@ -32,6 +32,9 @@ struct Inner {
     state: State,
     /// The connection holding the object, and how many holds it has.
     holder: Option<(u64, u32)>,
+    /// Destroyed: out of the store, kept alive only by the requests that were
+    /// waiting on it, which end with [`Fault::Destroyed`].
+    destroyed: bool,
 }
 
 struct Object {
@@ -42,7 +45,7 @@ struct Object {
 
 impl Object {
     fn new(state: State) -> Arc<Object> {
-        Arc::new(Object { inner: Mutex::new(Inner { state, holder: None }), changed: Condvar::new() })
+        Arc::new(Object { inner: Mutex::new(Inner { state, holder: None, destroyed: false }), changed: Condvar::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -84,6 +87,7 @@ impl Session<'_> {
             Request::Call { id, op } => self.call(id, Some(op), Mode::Plain),
             Request::Hold { id, op } => self.call(id, Some(op), Mode::Hold),
             Request::Release { id, op } => self.call(id, op, Mode::Release),
+            Request::Destroy { id } => self.destroy(id),
         };
         answer.map(|a| a.unwrap_or_else(Response::Fault))
     }
@@ -101,7 +105,7 @@ impl Session<'_> {
             )));
         }
         let Some(object) = self.store.object(id) else {
-            return Some(Err(Fault::NoSuchObject(id)));
+            return Some(Err(self.store.missing(id)));
         };
         let wait = op.as_ref().map_or(Wait::No, Op::wait);
         let deadline = match wait {
@@ -111,6 +115,9 @@ impl Session<'_> {
         let mut inner = object.lock();
         let mut waited = false;
         loop {
+            if inner.destroyed {
+                return Some(Err(Fault::Destroyed(id)));
+            }
             let free = inner.holder.is_none_or(|(conn, _)| conn == self.id);
             if mode == Mode::Release
                 || (free && (wait == Wait::No || op.as_ref().is_none_or(|op| inner.state.ready_for(op))))
@@ -165,6 +172,35 @@ impl Session<'_> {
     }
 }
 
+impl Session<'_> {
+    /// Destroys the object `id` once no other connection holds it.
+    fn destroy(&mut self, id: u64) -> Option<Result<Response, Fault>> {
+        let Some(object) = self.store.object(id) else {
+            return Some(Err(self.store.missing(id)));
+        };
+        let mut inner = object.lock();
+        loop {
+            if inner.destroyed {
+                return Some(Err(Fault::Destroyed(id)));
+            }
+            if inner.holder.is_none_or(|(conn, _)| conn == self.id) {
+                break;
+            }
+            if (self.gone)() {
+                return None;
+            }
+            inner = object.changed.wait_timeout(inner, POLL).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        inner.destroyed = true;
+        inner.holder = None;
+        self.held.remove(&id);
+        self.store.remove(id);
+        drop(inner);
+        object.changed.notify_all();
+        Some(Ok(Response::Done))
+    }
+}
+
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         for id in self.held.drain() {
@@ -182,12 +218,30 @@ impl Drop for Session<'_> {
 }
 
 /// All the objects of one server.
-#[derive(Default)]
 pub(crate) struct Store {
     objects: RwLock<HashMap<u64, Arc<Object>>>,
     names: Mutex<HashMap<String, u64>>,
+    /// The first id this server gave: ids start at a random point, so that an
+    /// id from another server is told from one of this server's destroyed objects.
+    first_id: u64,
     next_id: AtomicU64,
     next_session: AtomicU64,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        use std::hash::{BuildHasher, Hasher};
+        // A random number from the standard library's randomly keyed hasher,
+        // below 2^48: room for more ids than a server will ever give.
+        let first_id = std::hash::RandomState::new().build_hasher().finish() >> 16;
+        Store {
+            objects: RwLock::default(),
+            names: Mutex::default(),
+            first_id,
+            next_id: AtomicU64::new(first_id),
+            next_session: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Store {
@@ -225,7 +279,7 @@ impl Store {
     fn lookup(&self, name: &str, kind: Kind, type_name: Option<&str>) -> Result<u64, Fault> {
         let id = self.names.lock().unwrap_or_else(PoisonError::into_inner).get(name).copied();
         let id = id.ok_or_else(|| Fault::NoSuchName(name.to_string()))?;
-        let object = self.object(id).ok_or(Fault::NoSuchObject(id))?;
+        let object = self.object(id).ok_or_else(|| self.missing(id))?;
         let inner = object.lock();
         let found = inner.state.kind();
         if found != kind {
@@ -237,6 +291,21 @@ impl Store {
             return Err(Fault::WrongType { expected: expected.to_string(), found: found.to_string() });
         }
         Ok(id)
+    }
+
+    /// Why there is no object `id`: destroyed, or never one of this server's.
+    fn missing(&self, id: u64) -> Fault {
+        if (self.first_id..self.next_id.load(Ordering::Relaxed)).contains(&id) {
+            Fault::Destroyed(id)
+        } else {
+            Fault::NoSuchObject(id)
+        }
+    }
+
+    /// Takes the object `id` out of the store, and its names.
+    fn remove(&self, id: u64) {
+        self.objects.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        self.names.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, named| *named != id);
     }
 
     fn object(&self, id: u64) -> Option<Arc<Object>> {
@@ -305,6 +374,47 @@ mod test {
         let mut session = store.session(&|| true);
         let id = create(&mut session, Kind::Queue);
         assert!(session.handle(Request::Call { id, op: Op::QueueGet { wait: Wait::Forever } }).is_none());
+    }
+
+    #[test]
+    fn a_destroyed_object_leaves_the_store_and_its_id_says_destroyed() {
+        let store = Store::default();
+        let mut session = store.session(&|| false);
+        let id = create(&mut session, Kind::Dict);
+        assert!(matches!(session.handle(Request::Destroy { id }), Some(Response::Done)));
+        assert!(store.object(id).is_none());
+        assert!(matches!(
+            session.handle(Request::Call { id, op: Op::Len }),
+            Some(Response::Fault(Fault::Destroyed(got))) if got == id
+        ));
+    }
+
+    #[test]
+    fn an_id_this_store_never_gave_is_no_such_object_not_destroyed() {
+        let store = Store::default();
+        let mut session = store.session(&|| false);
+        let id = create(&mut session, Kind::Dict);
+        for other in [id + 1, id.wrapping_sub(1), u64::MAX] {
+            assert!(matches!(
+                session.handle(Request::Destroy { id: other }),
+                Some(Response::Fault(Fault::NoSuchObject(got))) if got == other
+            ));
+        }
+    }
+
+    #[test]
+    fn destroy_waits_until_another_session_releases_its_hold() {
+        let store = Store::default();
+        let mut holder = store.session(&|| false);
+        let id = create(&mut holder, Kind::Value);
+        assert!(matches!(holder.handle(Request::Hold { id, op: Op::ValueGet }), Some(Response::Item(Some(_)))));
+        std::thread::scope(|s| {
+            let destroyer = s.spawn(|| store.session(&|| false).handle(Request::Destroy { id }));
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(!destroyer.is_finished(), "destroyed an object another connection holds");
+            assert!(matches!(holder.handle(Request::Release { id, op: None }), Some(Response::Done)));
+            assert!(matches!(destroyer.join().unwrap(), Some(Response::Done)));
+        });
     }
 
     #[test]
