@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use mproc::connection::{Address, Client};
 use mproc::manager::{
-    DictProxy, EventProxy, ListProxy, LockProxy, ObjectProxy, QueueProxy, Server, ServerHandle, ValueProxy,
+    BarrierProxy, DictProxy, EventProxy, ListProxy, LockProxy, ObjectProxy, QueueProxy, SemaphoreProxy, Server,
+    ServerHandle, ValueProxy,
 };
 use mproc::{Connection, Error, Manager, Pipe, Process, StartMethod};
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,29 @@ fn waits_for(ev: EventProxy) -> bool {
 #[mproc::task]
 fn tries_the_lock(lock: LockProxy) -> bool {
     lock.try_acquire().unwrap()
+}
+
+/// Waits at the barrier and returns its index.
+#[mproc::task]
+fn waits_at(b: BarrierProxy) -> usize {
+    b.wait_timeout(Duration::from_secs(30)).unwrap()
+}
+
+/// Counts itself in at the barrier (saying so on `waiting`), and waits until killed.
+#[mproc::task]
+fn dies_at_the_barrier(b: BarrierProxy, waiting: Connection<()>) {
+    let party = std::thread::spawn(move || b.wait());
+    std::thread::sleep(Duration::from_millis(200));
+    waiting.send(&()).unwrap();
+    let _ = party.join();
+}
+
+/// Takes a slot, says so on `taken`, and holds it until `go` says to give it back.
+#[mproc::task]
+fn holds_a_slot(sem: SemaphoreProxy, taken: Connection<()>, go: Connection<()>) {
+    let _slot = sem.slot().unwrap();
+    taken.send(&()).unwrap();
+    go.recv().unwrap();
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -553,6 +577,81 @@ fn a_lock_held_by_a_killed_process_is_released() {
 }
 
 #[mproc::test]
+fn a_semaphore_admits_its_value_then_waits_for_a_release_from_another_process() {
+    let mgr = Manager::start().unwrap();
+    let sem = mgr.semaphore(1).unwrap();
+    let (taken_rx, taken_tx) = Pipe::<()>::simplex().unwrap();
+    let (go_rx, go_tx) = Pipe::<()>::simplex().unwrap();
+    let child = Reaped::new(mproc::spawn!(holds_a_slot(sem.clone(), taken_tx, go_rx)));
+    taken_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(sem.value().unwrap(), 0);
+    assert!(!sem.try_acquire().unwrap());
+    assert!(!sem.acquire_timeout(Duration::from_millis(100)).unwrap());
+    go_tx.send(&()).unwrap();
+    assert!(sem.acquire_timeout(Duration::from_secs(10)).unwrap());
+    child.join().unwrap();
+}
+
+#[mproc::test]
+fn a_semaphore_takes_releases_past_its_value_and_a_bounded_one_refuses_them() {
+    let mgr = Manager::start().unwrap();
+    let sem = mgr.semaphore(0).unwrap();
+    sem.release().unwrap();
+    sem.release().unwrap();
+    assert_eq!(sem.value().unwrap(), 2);
+    let bounded = mgr.bounded_semaphore(1).unwrap();
+    bounded.acquire().unwrap();
+    bounded.release().unwrap();
+    let err = bounded.release().unwrap_err();
+    assert!(matches!(err, Error::Misuse { .. }) && err.to_string().contains("initial value 1"), "{err}");
+    assert_eq!(bounded.value().unwrap(), 1);
+}
+
+#[mproc::test]
+fn a_barrier_wait_that_runs_out_breaks_it_until_reset() {
+    let mgr = Manager::start().unwrap();
+    let b = mgr.barrier(2).unwrap();
+    assert_eq!(b.parties().unwrap(), 2);
+    assert!(matches!(b.wait_timeout(Duration::from_millis(100)), Err(Error::Timeout)));
+    assert!(b.is_broken().unwrap());
+    assert!(matches!(b.wait(), Err(Error::BrokenBarrier)));
+    b.reset().unwrap();
+    assert!(!b.is_broken().unwrap());
+    let other = b.clone();
+    let party = std::thread::spawn(move || other.wait_timeout(Duration::from_secs(10)));
+    let mine = b.wait_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(mine + party.join().unwrap().unwrap(), 1);
+}
+
+#[mproc::test]
+fn abort_ends_the_waits_at_a_barrier_with_broken_barrier() {
+    let mgr = Manager::start().unwrap();
+    let b = mgr.barrier(3).unwrap();
+    let other = b.clone();
+    let party = std::thread::spawn(move || other.wait());
+    assert!(common::eventually(Duration::from_secs(10), || b.n_waiting().unwrap() == 1));
+    b.abort().unwrap();
+    let waited = finishes_within(Duration::from_secs(10), move || party.join().unwrap());
+    assert!(matches!(waited, Some(Err(Error::BrokenBarrier))), "{waited:?}");
+    assert_eq!(b.n_waiting().unwrap(), 0);
+}
+
+#[mproc::test]
+fn a_party_killed_at_a_barrier_breaks_it_for_the_others() {
+    let mgr = Manager::start().unwrap();
+    let b = mgr.barrier(3).unwrap();
+    let (waiting, tx) = Pipe::<()>::simplex().unwrap();
+    let child = Reaped::new(mproc::spawn!(dies_at_the_barrier(b.clone(), tx)));
+    waiting.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(common::eventually(Duration::from_secs(10), || b.n_waiting().unwrap() == 1));
+    let other = b.clone();
+    let party = std::thread::spawn(move || other.wait());
+    child.kill();
+    let waited = finishes_within(Duration::from_secs(10), move || party.join().unwrap());
+    assert!(matches!(waited, Some(Err(Error::BrokenBarrier))), "{waited:?}");
+}
+
+#[mproc::test]
 fn release_of_a_free_lock_is_misuse() {
     let mgr = Manager::start().unwrap();
     let lock = mgr.lock().unwrap();
@@ -797,6 +896,24 @@ macro_rules! for_each_start_method {
             const METHOD: StartMethod = $method;
 
             #[mproc::test]
+            fn parties_in_four_processes_pass_a_barrier_together_with_distinct_indices() {
+                let mgr = Manager::start_with(METHOD).unwrap();
+                let b = mgr.barrier(4).unwrap();
+                let children: Vec<_> = (0..3)
+                    .map(|_| Process::builder().start_method(METHOD).spawn(waits_at, (b.clone(),)).unwrap())
+                    .collect();
+                let mut indices = vec![b.wait_timeout(Duration::from_secs(30)).unwrap()];
+                for child in children {
+                    indices.push(child.join().unwrap());
+                }
+                indices.sort();
+                assert_eq!(indices, [0, 1, 2, 3]);
+                // The barrier is ready for another round.
+                assert_eq!(b.n_waiting().unwrap(), 0);
+                assert!(!b.is_broken().unwrap());
+            }
+
+            #[mproc::test]
             fn ten_processes_write_into_one_dict_and_one_list() {
                 let mgr = Manager::start_with(METHOD).unwrap();
                 let dic = mgr.dict::<String, String>().unwrap();
@@ -919,6 +1036,25 @@ fn destroying_a_published_object_takes_its_name_away() {
     mgr.get_dict::<String, u64>("scores").unwrap().destroy().unwrap();
     let err = mgr.get_dict::<String, u64>("scores").unwrap_err();
     assert!(err.to_string().contains("publishes nothing under the name"), "{err}");
+}
+
+#[mproc::test]
+fn a_client_gets_published_semaphores_and_barriers_by_name() {
+    let serving = Serving::new(b"key", |s| {
+        s.bounded_semaphore("slots", 1).unwrap();
+        s.barrier("phase", 2).unwrap();
+    });
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    let slots = mgr.get_semaphore("slots").unwrap();
+    assert!(slots.try_acquire().unwrap());
+    assert!(!mgr.get_semaphore("slots").unwrap().try_acquire().unwrap());
+    slots.release().unwrap();
+    assert!(slots.release().is_err());
+    let other = Manager::connect(&serving.addr, b"key").unwrap();
+    let party = std::thread::spawn(move || other.get_barrier("phase").unwrap().wait_timeout(Duration::from_secs(10)));
+    let mine = mgr.get_barrier("phase").unwrap().wait_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(mine + party.join().unwrap().unwrap(), 1);
+    assert!(matches!(mgr.get_barrier("slots"), Err(Error::Misuse { .. })));
 }
 
 #[mproc::test]

@@ -8,7 +8,8 @@
 //! - [`Server`] serves published objects over TCP (or a Unix socket) to other
 //!   hosts, and [`Manager::connect`] reaches it with the shared authkey.
 //! - [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`],
-//!   [`QueueProxy`], [`LockProxy`], [`EventProxy`] and [`ObjectProxy`] are the
+//!   [`QueueProxy`], [`LockProxy`], [`EventProxy`], [`SemaphoreProxy`],
+//!   [`BarrierProxy`] and [`ObjectProxy`] are the
 //!   typed faces of the objects: every method is a request (one, but for the
 //!   closure `update`s and [`ObjectProxy::call`]: two), and returns a
 //!   `Result`. They are plain data (address, authkey, object id), so they pass
@@ -72,7 +73,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub use collections::{DictProxy, ListProxy, NamespaceProxy, ValueProxy};
 pub use object::ObjectProxy;
 pub use server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE, DEFAULT_SEND_TIMEOUT, Server, ServerHandle};
-pub use sync::{EventProxy, LockProxy, LockProxyGuard, QueueProxy};
+pub use sync::{BarrierProxy, EventProxy, LockProxy, LockProxyGuard, QueueProxy, SemaphoreProxy, SemaphoreProxyGuard};
 
 use local::Owned;
 use protocol::{Blob, Kind};
@@ -225,6 +226,33 @@ impl Manager {
         Proxy::create(&self.remote, Kind::Event, Vec::new(), None).map(EventProxy::from_proxy)
     }
 
+    /// A new semaphore in the server with `value` free slots: Python's
+    /// `manager.Semaphore(value)`.
+    pub fn semaphore(&self, value: usize) -> Result<SemaphoreProxy> {
+        self.make_semaphore(value, None)
+    }
+
+    /// A new bounded semaphore in the server with `value` free slots, which a
+    /// release may not pass: Python's `manager.BoundedSemaphore(value)`.
+    pub fn bounded_semaphore(&self, value: usize) -> Result<SemaphoreProxy> {
+        self.make_semaphore(value, Some(value as u64))
+    }
+
+    fn make_semaphore(&self, value: usize, bound: Option<u64>) -> Result<SemaphoreProxy> {
+        let init = vec![Blob(codec::encode(&(value as u64))?), Blob(codec::encode(&bound)?)];
+        Proxy::create(&self.remote, Kind::Semaphore, init, None).map(SemaphoreProxy::from_proxy)
+    }
+
+    /// A new barrier in the server for `parties` parties (at least 1): Python's
+    /// `manager.Barrier(parties)`.
+    pub fn barrier(&self, parties: usize) -> Result<BarrierProxy> {
+        if parties == 0 {
+            return Err(crate::Error::Misuse { what: "a manager barrier needs at least 1 party, not 0".into() });
+        }
+        let init = vec![Blob(codec::encode(&(parties as u64))?)];
+        Proxy::create(&self.remote, Kind::Barrier, init, None).map(BarrierProxy::from_proxy)
+    }
+
     /// A new custom object in the server, holding `initial`: what CPython's
     /// `BaseManager.register` gives, with operations of your own
     /// ([`ObjectProxy::call`]).
@@ -266,6 +294,17 @@ impl Manager {
     /// The event the server published as `name` ([`Server::event`]).
     pub fn get_event(&self, name: &str) -> Result<EventProxy> {
         Proxy::lookup(&self.remote, name, Kind::Event, None).map(EventProxy::from_proxy)
+    }
+
+    /// The semaphore (bounded or not) the server published as `name`
+    /// ([`Server::semaphore`], [`Server::bounded_semaphore`]).
+    pub fn get_semaphore(&self, name: &str) -> Result<SemaphoreProxy> {
+        Proxy::lookup(&self.remote, name, Kind::Semaphore, None).map(SemaphoreProxy::from_proxy)
+    }
+
+    /// The barrier the server published as `name` ([`Server::barrier`]).
+    pub fn get_barrier(&self, name: &str) -> Result<BarrierProxy> {
+        Proxy::lookup(&self.remote, name, Kind::Barrier, None).map(BarrierProxy::from_proxy)
     }
 
     /// The custom object the server published as `name` ([`Server::object`]),

@@ -31,6 +31,9 @@ pub(crate) enum Kind {
     Queue,
     Lock,
     Event,
+    /// A counter of free slots, bounded or not.
+    Semaphore,
+    Barrier,
     /// A value of a user type, named by [`Request::Create`]'s `type_name`.
     Object,
 }
@@ -46,6 +49,8 @@ impl Kind {
             Kind::Queue => "queue",
             Kind::Lock => "lock",
             Kind::Event => "event",
+            Kind::Semaphore => "semaphore",
+            Kind::Barrier => "barrier",
             Kind::Object => "custom object",
         }
     }
@@ -170,6 +175,33 @@ pub(crate) enum Op {
     EventWait {
         wait: Wait,
     },
+    /// Answered `true` once a slot was taken, `false` if `wait` ran out.
+    SemaphoreAcquire {
+        wait: Wait,
+    },
+    /// Gives a slot back; [`Fault::OverReleased`] past a bounded semaphore's bound.
+    SemaphoreRelease,
+    /// Answered with the free slots ([`Response::Len`]).
+    SemaphoreValue,
+    /// Counts this connection in as a party: answered [`Response::Arrived`];
+    /// unless it was the last party, the connection then sends
+    /// [`Op::BarrierWait`]. [`Fault::BrokenBarrier`] on a broken barrier.
+    BarrierArrive,
+    /// Answered `true` once the barrier passed, [`Fault::BrokenBarrier`] if it
+    /// broke meanwhile, `false` if `wait` ran out (which breaks it).
+    BarrierWait {
+        wait: Wait,
+    },
+    /// Breaks the barrier.
+    BarrierAbort,
+    /// Back to its first state; the parties waiting get [`Fault::BrokenBarrier`].
+    BarrierReset,
+    /// Answered with the parties waiting now ([`Response::Len`]).
+    BarrierWaiting,
+    /// Answered with the number of parties ([`Response::Len`]).
+    BarrierParties,
+    /// Answered with whether it is broken.
+    BarrierBroken,
     ObjectGet,
     ObjectSet {
         value: Blob,
@@ -199,7 +231,11 @@ impl Op {
     /// How long this operation may wait in the server.
     pub(crate) fn wait(&self) -> Wait {
         match self {
-            Op::QueueGet { wait } | Op::LockAcquire { wait } | Op::EventWait { wait } => *wait,
+            Op::QueueGet { wait }
+            | Op::LockAcquire { wait }
+            | Op::EventWait { wait }
+            | Op::SemaphoreAcquire { wait }
+            | Op::BarrierWait { wait } => *wait,
             _ => Wait::No,
         }
     }
@@ -215,6 +251,12 @@ pub(crate) enum Response {
     Item(Option<Blob>),
     Items(Vec<Blob>),
     Pairs(Vec<(Blob, Blob)>),
+    /// A party counted in at a barrier: its index (0 for the first to arrive),
+    /// and whether it was the last, which let the barrier pass.
+    Arrived {
+        index: u64,
+        last: bool,
+    },
     Fault(Fault),
 }
 
@@ -240,6 +282,11 @@ pub(crate) enum Fault {
     Task { task: String, failure: Failure },
     /// A release of a lock that is free, or of an object this connection does not hold.
     NotHeld(Kind),
+    /// A bounded semaphore released more times than it was acquired.
+    OverReleased { bound: u64 },
+    /// The barrier is broken (aborted, reset while waiting, a wait that ran
+    /// out, a party gone while inside).
+    BrokenBarrier,
     /// A queue was empty (when not waiting).
     Empty,
     /// The wait ran out.

@@ -48,6 +48,13 @@ fn fault(f: Fault) -> Error {
         Fault::NotHeld(kind) => {
             Error::Misuse { what: format!("release of a manager {} this connection does not hold", kind.noun()) }
         }
+        Fault::OverReleased { bound } => Error::Misuse {
+            what: format!(
+                "release of a manager bounded semaphore already at its initial value {bound} (more releases than \
+                 acquisitions)"
+            ),
+        },
+        Fault::BrokenBarrier => Error::BrokenBarrier,
         Fault::Empty => Error::Empty,
         Fault::Timeout => Error::Timeout,
         Fault::BadRequest(what) => Error::Codec(format!("the manager could not read the request: {what}")),
@@ -119,6 +126,29 @@ impl Proxy {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Sends `first` and, if `then` says so for its answer, a second request,
+    /// both on one connection taken for the pair (the server knows the party
+    /// of a barrier by its connection).
+    pub(crate) fn two_on_one(
+        &self,
+        first: Op,
+        then: impl FnOnce(&Response) -> Option<Op>,
+    ) -> Result<(Response, Option<Response>)> {
+        let lease = self.remote.pin()?;
+        let wait = first.wait();
+        let answer = self.remote.request_on(&lease, &Request::Call { id: self.id, op: first }, wait);
+        let both = answer.and_then(|first| match then(&first) {
+            Some(op) => {
+                let wait = op.wait();
+                let second = self.remote.request_on(&lease, &Request::Call { id: self.id, op }, wait)?;
+                Ok((first, Some(second)))
+            }
+            None => Ok((first, None)),
+        });
+        self.remote.unpin(lease, both.is_ok());
+        both
     }
 
     pub(crate) fn call(&self, op: Op) -> Result<Response> {

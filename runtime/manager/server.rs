@@ -242,6 +242,35 @@ impl Server {
         self.publish(name, Kind::Event, Vec::new(), None);
     }
 
+    /// Publishes a semaphore with `value` free slots under `name`; clients get
+    /// it with [`Manager::get_semaphore`](super::Manager::get_semaphore).
+    pub fn semaphore(&self, name: &str, value: usize) -> Result<()> {
+        self.publish_semaphore(name, value, None)
+    }
+
+    /// Publishes a bounded semaphore with `value` free slots (which a release
+    /// may not pass) under `name`; clients get it with
+    /// [`Manager::get_semaphore`](super::Manager::get_semaphore).
+    pub fn bounded_semaphore(&self, name: &str, value: usize) -> Result<()> {
+        self.publish_semaphore(name, value, Some(value as u64))
+    }
+
+    fn publish_semaphore(&self, name: &str, value: usize, bound: Option<u64>) -> Result<()> {
+        let init = vec![Blob(codec::encode(&(value as u64))?), Blob(codec::encode(&bound)?)];
+        self.publish(name, Kind::Semaphore, init, None);
+        Ok(())
+    }
+
+    /// Publishes a barrier for `parties` parties (at least 1) under `name`;
+    /// clients get it with [`Manager::get_barrier`](super::Manager::get_barrier).
+    pub fn barrier(&self, name: &str, parties: usize) -> Result<()> {
+        if parties == 0 {
+            return Err(Error::Misuse { what: "a manager barrier needs at least 1 party, not 0".into() });
+        }
+        self.publish(name, Kind::Barrier, vec![Blob(codec::encode(&(parties as u64))?)], None);
+        Ok(())
+    }
+
     /// Publishes a custom object holding `initial` under `name`; clients get it
     /// with [`Manager::get_object`](super::Manager::get_object), which checks
     /// that they ask for the same type `T` (by its name, `std::any::type_name`).

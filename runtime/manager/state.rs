@@ -57,6 +57,60 @@ impl OrderedMap {
     }
 }
 
+/// Where a party counted in at a barrier stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Outcome {
+    Waiting,
+    Passed,
+    Broken,
+}
+
+/// A barrier's parties, by connection: those waiting in the current round, and
+/// those told the outcome of theirs but not answered yet.
+pub(crate) struct Barrier {
+    parties: u64,
+    at: HashMap<u64, Outcome>,
+    broken: bool,
+}
+
+impl Barrier {
+    fn waiting(&self) -> u64 {
+        self.at.values().filter(|o| **o == Outcome::Waiting).count() as u64
+    }
+
+    /// Ends the round: every waiting party gets `outcome`.
+    fn end_round(&mut self, outcome: Outcome) {
+        for o in self.at.values_mut() {
+            if *o == Outcome::Waiting {
+                *o = outcome;
+            }
+        }
+    }
+
+    fn arrive(&mut self, conn: u64) -> Result<Response, Fault> {
+        if self.broken {
+            return Err(Fault::BrokenBarrier);
+        }
+        if self.at.get(&conn) == Some(&Outcome::Waiting) {
+            return Err(Fault::BadRequest("a second arrival at a barrier from one connection".into()));
+        }
+        let index = self.waiting();
+        if index + 1 == self.parties {
+            self.at.remove(&conn);
+            self.end_round(Outcome::Passed);
+            return Ok(Response::Arrived { index, last: true });
+        }
+        self.at.insert(conn, Outcome::Waiting);
+        Ok(Response::Arrived { index, last: false })
+    }
+
+    /// Breaks the barrier: the waiting parties, and later arrivals, fail.
+    fn break_it(&mut self) {
+        self.broken = true;
+        self.end_round(Outcome::Broken);
+    }
+}
+
 /// One object's contents.
 pub(crate) enum State {
     Dict(OrderedMap),
@@ -67,6 +121,12 @@ pub(crate) enum State {
     /// The connection that acquired it, while it is held.
     Lock(Option<u64>),
     Event(bool),
+    Semaphore {
+        value: u64,
+        /// A bounded semaphore's initial value, which a release may not pass.
+        bound: Option<u64>,
+    },
+    Barrier(Barrier),
     Object {
         /// The Rust type name of the value, checked when a client looks it up.
         type_name: String,
@@ -91,6 +151,18 @@ impl State {
             Kind::Queue => State::Queue(VecDeque::new()),
             Kind::Lock => State::Lock(None),
             Kind::Event => State::Event(false),
+            Kind::Semaphore => {
+                let value = decode_init(one("semaphore")?, "a semaphore's value")?;
+                let bound = decode_init(one("semaphore")?, "a semaphore's bound")?;
+                State::Semaphore { value, bound }
+            }
+            Kind::Barrier => {
+                let parties: u64 = decode_init(one("barrier")?, "a barrier's parties")?;
+                if parties == 0 {
+                    return Err(Fault::BadRequest("a barrier needs at least one party".into()));
+                }
+                State::Barrier(Barrier { parties, at: HashMap::new(), broken: false })
+            }
             Kind::Object => {
                 let value = one("custom object")?;
                 let type_name =
@@ -109,6 +181,8 @@ impl State {
             State::Queue(_) => Kind::Queue,
             State::Lock(_) => Kind::Lock,
             State::Event(_) => Kind::Event,
+            State::Semaphore { .. } => Kind::Semaphore,
+            State::Barrier(_) => Kind::Barrier,
             State::Object { .. } => Kind::Object,
         }
     }
@@ -121,25 +195,48 @@ impl State {
         }
     }
 
-    /// Whether `op`, which may wait, would succeed now (an item to get, the lock
-    /// free, the flag set). Operations that never wait, and operations on the
-    /// wrong kind (which fail at once), are always ready.
-    pub(crate) fn ready_for(&self, op: &Op) -> bool {
+    /// Whether `op`, which may wait, would succeed now for connection `conn`
+    /// (an item to get, the lock free, the flag set, a slot free, the barrier's
+    /// round over). Operations that never wait, and operations on the wrong kind
+    /// (which fail at once), are always ready.
+    pub(crate) fn ready_for(&self, op: &Op, conn: u64) -> bool {
         match (self, op) {
             (State::Queue(items), Op::QueueGet { .. }) => !items.is_empty(),
             (State::Lock(owner), Op::LockAcquire { .. }) => owner.is_none(),
             (State::Event(flag), Op::EventWait { .. }) => *flag,
+            (State::Semaphore { value, .. }, Op::SemaphoreAcquire { .. }) => *value > 0,
+            (State::Barrier(b), Op::BarrierWait { .. }) => b.at.get(&conn) != Some(&Outcome::Waiting),
             _ => true,
         }
     }
 
-    /// Releases the lock if connection `conn` acquired it; whether it did.
-    pub(crate) fn release_lock_of(&mut self, conn: u64) -> bool {
+    /// What an operation that may wait answers when its wait ran out (or there
+    /// was none) and it is not [ready](Self::ready_for): a barrier's wait gives
+    /// up, which breaks the barrier.
+    pub(crate) fn give_up(&mut self, op: &Op, conn: u64) -> Response {
+        if let (State::Barrier(b), Op::BarrierWait { .. }) = (&mut *self, op) {
+            b.at.remove(&conn);
+            b.break_it();
+        }
+        not_ready(op)
+    }
+
+    /// What connection `conn` leaves behind when it ends: the lock it acquired
+    /// is released; a barrier it waits at breaks (a party is gone). Whether
+    /// anything changed.
+    pub(crate) fn forget_connection(&mut self, conn: u64) -> bool {
         match self {
             State::Lock(owner) if *owner == Some(conn) => {
                 *owner = None;
                 true
             }
+            State::Barrier(b) => match b.at.remove(&conn) {
+                Some(Outcome::Waiting) => {
+                    b.break_it();
+                    true
+                }
+                _ => false,
+            },
             _ => false,
         }
     }
@@ -154,7 +251,7 @@ impl State {
 
 /// What an operation that may wait answers when its wait ran out (or there was
 /// none) and it is not [ready](State::ready_for).
-pub(crate) fn not_ready(op: &Op) -> Response {
+fn not_ready(op: &Op) -> Response {
     match op {
         Op::QueueGet { wait: Wait::No } => Response::Fault(Fault::Empty),
         Op::QueueGet { .. } => Response::Fault(Fault::Timeout),
@@ -165,8 +262,8 @@ pub(crate) fn not_ready(op: &Op) -> Response {
 /// Applies `op` to an object, its lock held, on behalf of connection `conn`.
 pub(crate) fn apply(state: &mut State, op: Op, conn: u64) -> Result<Response, Fault> {
     let found = state.kind();
-    if !state.ready_for(&op) {
-        return Ok(not_ready(&op));
+    if !state.ready_for(&op, conn) {
+        return Ok(state.give_up(&op, conn));
     }
     Ok(match (state, op) {
         (State::Dict(map), Op::DictInsert { key, value }) => Response::Item(map.insert(key, value)),
@@ -260,6 +357,38 @@ pub(crate) fn apply(state: &mut State, op: Op, conn: u64) -> Result<Response, Fa
             Response::Done
         }
         (State::Event(flag), Op::EventIsSet | Op::EventWait { .. }) => Response::Bool(*flag),
+        (State::Semaphore { value, .. }, Op::SemaphoreAcquire { .. }) => {
+            *value -= 1;
+            Response::Bool(true)
+        }
+        (State::Semaphore { value, bound }, Op::SemaphoreRelease) => {
+            if let Some(bound) = *bound
+                && *value >= bound
+            {
+                return Err(Fault::OverReleased { bound });
+            }
+            *value = value.saturating_add(1);
+            Response::Done
+        }
+        (State::Semaphore { value, .. }, Op::SemaphoreValue) => Response::Len(*value),
+        (State::Barrier(b), Op::BarrierArrive) => b.arrive(conn)?,
+        (State::Barrier(b), Op::BarrierWait { .. }) => match b.at.remove(&conn) {
+            Some(Outcome::Passed) => Response::Bool(true),
+            Some(Outcome::Broken) => return Err(Fault::BrokenBarrier),
+            _ => return Err(Fault::BadRequest("a wait at a barrier with no arrival before it".into())),
+        },
+        (State::Barrier(b), Op::BarrierAbort) => {
+            b.break_it();
+            Response::Done
+        }
+        (State::Barrier(b), Op::BarrierReset) => {
+            b.end_round(Outcome::Broken);
+            b.broken = false;
+            Response::Done
+        }
+        (State::Barrier(b), Op::BarrierWaiting) => Response::Len(if b.broken { 0 } else { b.waiting() }),
+        (State::Barrier(b), Op::BarrierParties) => Response::Len(b.parties),
+        (State::Barrier(b), Op::BarrierBroken) => Response::Bool(b.broken),
         (State::Object { value, .. }, Op::ObjectGet) => Response::Item(Some(value.clone())),
         (State::Object { value, .. }, Op::ObjectSet { value: new }) => {
             *value = new;
@@ -288,6 +417,11 @@ pub(crate) fn apply(state: &mut State, op: Op, conn: u64) -> Result<Response, Fa
         }
         (_, op) => return Err(Fault::WrongKind { expected: expected_kind(&op), found }),
     })
+}
+
+/// An initial value the client encoded for the server to read.
+fn decode_init<T: serde::de::DeserializeOwned>(blob: Blob, what: &str) -> Result<T, Fault> {
+    crate::codec::decode(&blob.0).map_err(|e| Fault::BadRequest(format!("{what} does not decode: {e}")))
 }
 
 /// A namespace stores attribute names as their UTF-8 bytes.
@@ -328,6 +462,14 @@ fn expected_kind(op: &Op) -> Kind {
         Op::QueuePut { .. } | Op::QueueGet { .. } => Kind::Queue,
         Op::LockAcquire { .. } | Op::LockRelease => Kind::Lock,
         Op::EventSet | Op::EventClear | Op::EventIsSet | Op::EventWait { .. } => Kind::Event,
+        Op::SemaphoreAcquire { .. } | Op::SemaphoreRelease | Op::SemaphoreValue => Kind::Semaphore,
+        Op::BarrierArrive
+        | Op::BarrierWait { .. }
+        | Op::BarrierAbort
+        | Op::BarrierReset
+        | Op::BarrierWaiting
+        | Op::BarrierParties
+        | Op::BarrierBroken => Kind::Barrier,
         Op::ObjectGet | Op::ObjectSet { .. } | Op::ObjectCall { .. } | Op::ObjectCommit { .. } => Kind::Object,
     }
 }
@@ -401,8 +543,8 @@ mod test {
         let mut lock = State::new(Kind::Lock, vec![], None).unwrap();
         assert!(matches!(apply(&mut lock, Op::LockAcquire { wait: Wait::No }, 1), Ok(Response::Bool(true))));
         assert!(matches!(apply(&mut lock, Op::LockAcquire { wait: Wait::No }, 2), Ok(Response::Bool(false))));
-        assert!(!lock.release_lock_of(2));
-        assert!(lock.release_lock_of(1));
+        assert!(!lock.forget_connection(2));
+        assert!(lock.forget_connection(1));
         assert!(matches!(apply(&mut lock, Op::LockRelease, 1), Err(Fault::NotHeld(Kind::Lock))));
     }
 }

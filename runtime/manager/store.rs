@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::protocol::{Blob, Fault, Kind, Op, Request, Response, Wait};
-use super::state::{State, apply, not_ready};
+use super::state::{State, apply};
 
 /// How often a waiting request looks whether its client is gone.
 const POLL: Duration = Duration::from_millis(100);
@@ -120,14 +120,17 @@ impl Session<'_> {
             }
             let free = inner.holder.is_none_or(|(conn, _)| conn == self.id);
             if mode == Mode::Release
-                || (free && (wait == Wait::No || op.as_ref().is_none_or(|op| inner.state.ready_for(op))))
+                || (free && (wait == Wait::No || op.as_ref().is_none_or(|op| inner.state.ready_for(op, self.id))))
             {
                 break;
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 // Ran out, whether waiting for the item or for the holder.
-                return Some(Ok(op.as_ref().map_or(Response::Done, not_ready)));
+                let answer = op.as_ref().map_or(Response::Done, |op| inner.state.give_up(op, self.id));
+                drop(inner);
+                object.changed.notify_all();
+                return Some(Ok(answer));
             }
             if (self.gone)() {
                 return None;
@@ -161,10 +164,13 @@ impl Session<'_> {
                 _ => Err(Fault::NotHeld(inner.state.kind())),
             },
         };
-        if let Ok(Response::Bool(true)) = &answer
-            && inner.state.kind() == Kind::Lock
-        {
-            self.held.insert(id);
+        // What the connection leaves behind if it ends: a lock it acquired, a
+        // barrier it waits at.
+        match (&answer, inner.state.kind()) {
+            (Ok(Response::Bool(true)), Kind::Lock) | (Ok(Response::Arrived { last: false, .. }), Kind::Barrier) => {
+                self.held.insert(id);
+            }
+            _ => {}
         }
         drop(inner);
         object.changed.notify_all();
@@ -210,7 +216,7 @@ impl Drop for Session<'_> {
                 inner.holder = None;
                 inner.state.drop_pending();
             }
-            inner.state.release_lock_of(self.id);
+            inner.state.forget_connection(self.id);
             drop(inner);
             object.changed.notify_all();
         }

@@ -1,4 +1,5 @@
-//! The typed faces of the synchronization objects: queue, lock, event.
+//! The typed faces of the synchronization objects: queue, lock, event,
+//! semaphore, barrier.
 //!
 //! Their blocking calls wait **in the server**, on the thread that serves the
 //! connection, while this process's other threads talk to the server through
@@ -9,8 +10,8 @@
 
 use std::time::Duration;
 
-use super::protocol::{Op, Wait};
-use super::proxy::{encode, proxy_type, some};
+use super::protocol::{Op, Response, Wait};
+use super::proxy::{encode, proxy_type, some, unexpected};
 use crate::error::{Error, Result};
 use crate::task::TaskValue;
 
@@ -197,5 +198,175 @@ impl EventProxy {
     /// Waits at most `timeout` for the flag; whether it is set.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
         self.proxy.flag(Op::EventWait { wait: Wait::For(timeout) })
+    }
+}
+
+proxy_type!(
+    /// A semaphore that lives in a manager server: Python's
+    /// `manager.Semaphore(n)` and `manager.BoundedSemaphore(n)`
+    /// ([`Manager::semaphore`](super::Manager::semaphore),
+    /// [`Manager::bounded_semaphore`](super::Manager::bounded_semaphore)).
+    ///
+    /// A slot taken by a process that then dies is **not** given back, as in
+    /// Python: the server cannot tell a holder that died from a process that
+    /// consumed a slot on purpose (a semaphore of 0 used as a signal). For
+    /// exclusion that must survive a crash, use a [`LockProxy`], which the
+    /// server releases when its holder's connection ends; on one machine,
+    /// [`mproc::Semaphore`](crate::Semaphore) gives the slots of a dead
+    /// process back.
+    ///
+    /// ```
+    /// let mgr = mproc::Manager::start()?;
+    /// let sem = mgr.bounded_semaphore(2)?;
+    /// sem.acquire()?;
+    /// {
+    ///     let _slot = sem.slot()?;
+    ///     assert_eq!(sem.value()?, 0);
+    ///     assert!(!sem.try_acquire()?);
+    /// } // given back here
+    /// sem.release()?;
+    /// assert!(sem.release().is_err()); // past its initial value
+    /// # Ok::<(), mproc::Error>(())
+    /// ```
+    SemaphoreProxy<>
+);
+
+impl SemaphoreProxy {
+    /// Takes a slot, waiting as long as it takes.
+    pub fn acquire(&self) -> Result<()> {
+        match self.proxy.flag(Op::SemaphoreAcquire { wait: Wait::Forever })? {
+            true => Ok(()),
+            false => Err(Error::Timeout),
+        }
+    }
+
+    /// Takes a slot if one is free now; whether it did.
+    pub fn try_acquire(&self) -> Result<bool> {
+        self.proxy.flag(Op::SemaphoreAcquire { wait: Wait::No })
+    }
+
+    /// Takes a slot, waiting at most `timeout`; whether it did.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.proxy.flag(Op::SemaphoreAcquire { wait: Wait::For(timeout) })
+    }
+
+    /// Gives a slot back (any process may, as any thread may in Python). For a
+    /// bounded semaphore, [`Error::Misuse`] when that would pass its initial value.
+    pub fn release(&self) -> Result<()> {
+        self.proxy.done(Op::SemaphoreRelease)
+    }
+
+    /// Takes a slot and returns a guard that gives it back when dropped.
+    pub fn slot(&self) -> Result<SemaphoreProxyGuard<'_>> {
+        self.acquire()?;
+        Ok(SemaphoreProxyGuard { semaphore: self })
+    }
+
+    /// The free slots now (Python's `get_value()`).
+    pub fn value(&self) -> Result<usize> {
+        match self.proxy.call(Op::SemaphoreValue)? {
+            Response::Len(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// A slot of a [`SemaphoreProxy`]; gives it back when dropped (an error then,
+/// the server being gone, is ignored).
+#[must_use = "the slot is given back as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct SemaphoreProxyGuard<'a> {
+    semaphore: &'a SemaphoreProxy,
+}
+
+impl Drop for SemaphoreProxyGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.semaphore.release();
+    }
+}
+
+proxy_type!(
+    /// A barrier that lives in a manager server: Python's
+    /// `manager.Barrier(parties)` ([`Manager::barrier`](super::Manager::barrier)),
+    /// which parties on other hosts can wait at too.
+    ///
+    /// - **Broken.** [`abort`](Self::abort), a [`wait_timeout`](Self::wait_timeout)
+    ///   that runs out ([`Error::Timeout`] for that party), or a party whose
+    ///   process dies (or whose connection ends) while it waits breaks the
+    ///   barrier: the waiting parties, and every later `wait`, fail with
+    ///   [`Error::BrokenBarrier`] until [`reset`](Self::reset).
+    ///
+    /// ```
+    /// let mgr = mproc::Manager::start()?;
+    /// let b = mgr.barrier(2)?;
+    /// let other = b.clone();
+    /// let party = std::thread::spawn(move || other.wait());
+    /// let mut indices = vec![b.wait()?, party.join().unwrap()?];
+    /// indices.sort();
+    /// assert_eq!(indices, [0, 1]);
+    /// # Ok::<(), mproc::Error>(())
+    /// ```
+    BarrierProxy<>
+);
+
+impl BarrierProxy {
+    /// Waits until all parties are waiting: this party's index in
+    /// `0..parties` (0 for the first to arrive). [`Error::BrokenBarrier`] if
+    /// the barrier is or becomes broken.
+    pub fn wait(&self) -> Result<usize> {
+        self.wait_for(Wait::Forever)
+    }
+
+    /// [`wait`](Self::wait), for at most `timeout`: after that the barrier is
+    /// broken (for every party) and this one gets [`Error::Timeout`].
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize> {
+        self.wait_for(Wait::For(timeout))
+    }
+
+    fn wait_for(&self, wait: Wait) -> Result<usize> {
+        let (arrived, waited) = self.proxy.two_on_one(Op::BarrierArrive, |arrived| match arrived {
+            Response::Arrived { last: false, .. } => Some(Op::BarrierWait { wait }),
+            _ => None,
+        })?;
+        let Response::Arrived { index, .. } = arrived else { return Err(unexpected(arrived)) };
+        match waited {
+            None | Some(Response::Bool(true)) => Ok(usize::try_from(index).unwrap_or(usize::MAX)),
+            Some(Response::Bool(false)) => Err(Error::Timeout),
+            Some(other) => Err(unexpected(other)),
+        }
+    }
+
+    /// Breaks the barrier: waiting parties and later waits fail with
+    /// [`Error::BrokenBarrier`] until [`reset`](Self::reset).
+    pub fn abort(&self) -> Result<()> {
+        self.proxy.done(Op::BarrierAbort)
+    }
+
+    /// Returns the barrier to its first state. Parties waiting now fail with
+    /// [`Error::BrokenBarrier`]; later waits work as on a new barrier.
+    pub fn reset(&self) -> Result<()> {
+        self.proxy.done(Op::BarrierReset)
+    }
+
+    /// Parties waiting now (0 while broken).
+    pub fn n_waiting(&self) -> Result<usize> {
+        self.count(Op::BarrierWaiting)
+    }
+
+    /// The number of parties.
+    pub fn parties(&self) -> Result<usize> {
+        self.count(Op::BarrierParties)
+    }
+
+    /// Whether the barrier is broken.
+    pub fn is_broken(&self) -> Result<bool> {
+        self.proxy.flag(Op::BarrierBroken)
+    }
+
+    fn count(&self, op: Op) -> Result<usize> {
+        match self.proxy.call(op)? {
+            Response::Len(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            other => Err(unexpected(other)),
+        }
     }
 }
