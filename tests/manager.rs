@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use mproc::connection::{Address, Client};
 use mproc::manager::{
-    BarrierProxy, DictProxy, EventProxy, ListProxy, LockProxy, ObjectProxy, QueueProxy, SemaphoreProxy, Server,
-    ServerHandle, ValueProxy,
+    BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, ObjectProxy, QueueProxy, RLockProxy,
+    SemaphoreProxy, Server, ServerHandle, ValueProxy,
 };
 use mproc::{Connection, Error, Manager, Pipe, Process, StartMethod};
 use serde::{Deserialize, Serialize};
@@ -102,6 +102,23 @@ fn waits_for(ev: EventProxy) -> bool {
 #[mproc::task]
 fn tries_the_lock(lock: LockProxy) -> bool {
     lock.try_acquire().unwrap()
+}
+
+/// Acquires `lock` twice, says so on `held`, and sleeps until killed.
+#[mproc::task]
+fn dies_holding_twice(lock: RLockProxy, held: Connection<()>) {
+    lock.acquire().unwrap();
+    lock.acquire().unwrap();
+    held.send(&()).unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+/// Waits on `cond` until `ready` holds `true`, then returns what `data` holds.
+#[mproc::task]
+fn waits_until_ready(cond: ConditionProxy, ready: ValueProxy<bool>, data: ValueProxy<u32>) -> u32 {
+    let _held = cond.lock().unwrap();
+    assert!(cond.wait_for_timeout(|| ready.get().unwrap(), Duration::from_secs(30)).unwrap());
+    data.get().unwrap()
 }
 
 /// Waits at the barrier and returns its index.
@@ -652,6 +669,99 @@ fn a_party_killed_at_a_barrier_breaks_it_for_the_others() {
 }
 
 #[mproc::test]
+fn an_rlock_is_taken_again_by_its_thread_and_kept_from_others_until_the_last_release() {
+    let mgr = Manager::start().unwrap();
+    let lock = mgr.rlock().unwrap();
+    lock.acquire().unwrap();
+    assert!(lock.try_acquire().unwrap());
+    let other = lock.clone();
+    let tries = move || {
+        let other = other.clone();
+        std::thread::spawn(move || (other.try_acquire().unwrap(), other.release().is_err())).join().unwrap()
+    };
+    assert_eq!(tries(), (false, true));
+    lock.release().unwrap();
+    assert_eq!(tries(), (false, true));
+    lock.release().unwrap();
+    assert!(matches!(lock.release(), Err(Error::Misuse { .. })));
+    // Free now: another thread takes it (and its release then works).
+    assert_eq!(tries(), (true, false));
+}
+
+#[mproc::test]
+fn an_rlock_held_by_a_killed_process_is_released() {
+    let mgr = Manager::start().unwrap();
+    let lock = mgr.rlock().unwrap();
+    let (held, tx) = Pipe::<()>::simplex().unwrap();
+    let child = Reaped::new(mproc::spawn!(dies_holding_twice(lock.clone(), tx)));
+    held.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(!lock.try_acquire().unwrap());
+    child.kill();
+    assert!(lock.acquire_timeout(Duration::from_secs(10)).unwrap());
+}
+
+#[mproc::test]
+fn wait_and_notify_without_the_condition_lock_are_misuse() {
+    let mgr = Manager::start().unwrap();
+    let cond = mgr.condition().unwrap();
+    for err in [cond.wait().unwrap_err(), cond.notify(1).unwrap_err(), cond.release().unwrap_err()] {
+        assert!(matches!(err, Error::Misuse { .. }), "{err}");
+    }
+}
+
+#[mproc::test]
+fn a_condition_wait_that_runs_out_is_false_and_holds_the_lock_again() {
+    let mgr = Manager::start().unwrap();
+    let cond = mgr.condition().unwrap();
+    let _held = cond.lock().unwrap();
+    let _again = cond.lock().unwrap();
+    let started = Instant::now();
+    assert!(!cond.wait_timeout(Duration::from_millis(150)).unwrap());
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    // Held again, twice: notify is allowed, and another thread cannot take it.
+    cond.notify_all().unwrap();
+    let other = cond.clone();
+    assert!(!std::thread::spawn(move || other.try_acquire().unwrap()).join().unwrap());
+}
+
+#[mproc::test]
+fn notify_of_one_wakes_one_waiter_at_a_time() {
+    let mgr = Manager::start().unwrap();
+    let cond = mgr.condition().unwrap();
+    let (queued, woken) = (mgr.value(0u32).unwrap(), mgr.value(0u32).unwrap());
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let (cond, queued, woken) = (cond.clone(), queued.clone(), woken.clone());
+            std::thread::spawn(move || {
+                let _held = cond.lock().unwrap();
+                queued.update(|n| n + 1).unwrap();
+                let notified = cond.wait_timeout(Duration::from_secs(20)).unwrap();
+                woken.update(|n| n + 1).unwrap();
+                notified
+            })
+        })
+        .collect();
+    // Each waiter holds the lock from its count until its wait lets it go: once
+    // both counted and the lock is free, both are waiting.
+    assert!(common::eventually(Duration::from_secs(10), || queued.get().unwrap() == 2));
+    {
+        let _held = cond.lock().unwrap();
+        cond.notify(1).unwrap();
+    }
+    assert!(common::eventually(Duration::from_secs(10), || woken.get().unwrap() == 1));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(woken.get().unwrap(), 1, "notify(1) woke more than one waiter");
+    {
+        let _held = cond.lock().unwrap();
+        cond.notify(1).unwrap();
+    }
+    for w in waiters {
+        assert!(w.join().unwrap());
+    }
+    assert_eq!(woken.get().unwrap(), 2);
+}
+
+#[mproc::test]
 fn release_of_a_free_lock_is_misuse() {
     let mgr = Manager::start().unwrap();
     let lock = mgr.lock().unwrap();
@@ -914,6 +1024,28 @@ macro_rules! for_each_start_method {
             }
 
             #[mproc::test]
+            fn a_condition_wakes_waiters_in_other_processes() {
+                let mgr = Manager::start_with(METHOD).unwrap();
+                let (cond, ready, data) = (mgr.condition().unwrap(), mgr.value(false).unwrap(), mgr.value(0u32).unwrap());
+                let children: Vec<_> = (0..2)
+                    .map(|_| {
+                        let args = (cond.clone(), ready.clone(), data.clone());
+                        Process::builder().start_method(METHOD).spawn(waits_until_ready, args).unwrap()
+                    })
+                    .collect();
+                std::thread::sleep(Duration::from_millis(200));
+                {
+                    let _held = cond.lock().unwrap();
+                    data.set(42).unwrap();
+                    ready.set(true).unwrap();
+                    cond.notify_all().unwrap();
+                }
+                for child in children {
+                    assert_eq!(child.join().unwrap(), 42);
+                }
+            }
+
+            #[mproc::test]
             fn ten_processes_write_into_one_dict_and_one_list() {
                 let mgr = Manager::start_with(METHOD).unwrap();
                 let dic = mgr.dict::<String, String>().unwrap();
@@ -1039,10 +1171,12 @@ fn destroying_a_published_object_takes_its_name_away() {
 }
 
 #[mproc::test]
-fn a_client_gets_published_semaphores_and_barriers_by_name() {
+fn a_client_gets_published_semaphores_barriers_rlocks_and_conditions_by_name() {
     let serving = Serving::new(b"key", |s| {
         s.bounded_semaphore("slots", 1).unwrap();
         s.barrier("phase", 2).unwrap();
+        s.rlock("section");
+        s.condition("changed");
     });
     let mgr = Manager::connect(&serving.addr, b"key").unwrap();
     let slots = mgr.get_semaphore("slots").unwrap();
@@ -1055,6 +1189,12 @@ fn a_client_gets_published_semaphores_and_barriers_by_name() {
     let mine = mgr.get_barrier("phase").unwrap().wait_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(mine + party.join().unwrap().unwrap(), 1);
     assert!(matches!(mgr.get_barrier("slots"), Err(Error::Misuse { .. })));
+    let section = mgr.get_rlock("section").unwrap();
+    let _outer = section.lock().unwrap();
+    let _inner = section.lock().unwrap();
+    let changed = mgr.get_condition("changed").unwrap();
+    let _held = changed.lock().unwrap();
+    assert!(!changed.wait_timeout(Duration::from_millis(50)).unwrap());
 }
 
 #[mproc::test]

@@ -8,8 +8,9 @@
 //! - [`Server`] serves published objects over TCP (or a Unix socket) to other
 //!   hosts, and [`Manager::connect`] reaches it with the shared authkey.
 //! - [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`],
-//!   [`QueueProxy`], [`LockProxy`], [`EventProxy`], [`SemaphoreProxy`],
-//!   [`BarrierProxy`] and [`ObjectProxy`] are the
+//!   [`QueueProxy`], [`LockProxy`], [`RLockProxy`], [`EventProxy`],
+//!   [`SemaphoreProxy`], [`BarrierProxy`], [`ConditionProxy`] and
+//!   [`ObjectProxy`] are the
 //!   typed faces of the objects: every method is a request (one, but for the
 //!   closure `update`s and [`ObjectProxy::call`]: two), and returns a
 //!   `Result`. They are plain data (address, authkey, object id), so they pass
@@ -73,7 +74,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub use collections::{DictProxy, ListProxy, NamespaceProxy, ValueProxy};
 pub use object::ObjectProxy;
 pub use server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE, DEFAULT_SEND_TIMEOUT, Server, ServerHandle};
-pub use sync::{BarrierProxy, EventProxy, LockProxy, LockProxyGuard, QueueProxy, SemaphoreProxy, SemaphoreProxyGuard};
+pub use sync::{
+    BarrierProxy, ConditionProxy, ConditionProxyGuard, EventProxy, LockProxy, LockProxyGuard, QueueProxy, RLockProxy,
+    RLockProxyGuard, SemaphoreProxy, SemaphoreProxyGuard,
+};
 
 use local::Owned;
 use protocol::{Blob, Kind};
@@ -253,6 +257,17 @@ impl Manager {
         Proxy::create(&self.remote, Kind::Barrier, init, None).map(BarrierProxy::from_proxy)
     }
 
+    /// A new, free re-entrant lock in the server: Python's `manager.RLock()`.
+    pub fn rlock(&self) -> Result<RLockProxy> {
+        Proxy::create(&self.remote, Kind::RLock, Vec::new(), None).map(RLockProxy::from_proxy)
+    }
+
+    /// A new condition variable in the server, with its own re-entrant lock:
+    /// Python's `manager.Condition()`.
+    pub fn condition(&self) -> Result<ConditionProxy> {
+        Proxy::create(&self.remote, Kind::Condition, Vec::new(), None).map(ConditionProxy::from_proxy)
+    }
+
     /// A new custom object in the server, holding `initial`: what CPython's
     /// `BaseManager.register` gives, with operations of your own
     /// ([`ObjectProxy::call`]).
@@ -305,6 +320,16 @@ impl Manager {
     /// The barrier the server published as `name` ([`Server::barrier`]).
     pub fn get_barrier(&self, name: &str) -> Result<BarrierProxy> {
         Proxy::lookup(&self.remote, name, Kind::Barrier, None).map(BarrierProxy::from_proxy)
+    }
+
+    /// The re-entrant lock the server published as `name` ([`Server::rlock`]).
+    pub fn get_rlock(&self, name: &str) -> Result<RLockProxy> {
+        Proxy::lookup(&self.remote, name, Kind::RLock, None).map(RLockProxy::from_proxy)
+    }
+
+    /// The condition the server published as `name` ([`Server::condition`]).
+    pub fn get_condition(&self, name: &str) -> Result<ConditionProxy> {
+        Proxy::lookup(&self.remote, name, Kind::Condition, None).map(ConditionProxy::from_proxy)
     }
 
     /// The custom object the server published as `name` ([`Server::object`]),

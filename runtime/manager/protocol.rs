@@ -34,6 +34,10 @@ pub(crate) enum Kind {
     /// A counter of free slots, bounded or not.
     Semaphore,
     Barrier,
+    /// A lock its owner (a thread of a client process) may take again.
+    RLock,
+    /// A re-entrant lock with waiters that it wakes.
+    Condition,
     /// A value of a user type, named by [`Request::Create`]'s `type_name`.
     Object,
 }
@@ -51,6 +55,8 @@ impl Kind {
             Kind::Event => "event",
             Kind::Semaphore => "semaphore",
             Kind::Barrier => "barrier",
+            Kind::RLock => "re-entrant lock",
+            Kind::Condition => "condition",
             Kind::Object => "custom object",
         }
     }
@@ -202,6 +208,40 @@ pub(crate) enum Op {
     BarrierParties,
     /// Answered with whether it is broken.
     BarrierBroken,
+    /// A re-entrant lock's or a condition's: answered `true` once `owner` holds
+    /// it (once more, if it held it already), `false` if `wait` ran out. An
+    /// owner is a thread of a client process, named by a random number.
+    OwnedAcquire {
+        wait: Wait,
+        owner: u64,
+    },
+    /// Ends one acquisition by `owner`; [`Fault::NotHeld`] if it holds none.
+    OwnedRelease {
+        owner: u64,
+    },
+    /// A condition's wait, first step: `owner`, which must hold the lock, lets
+    /// it go entirely and is queued as a waiter. Answered
+    /// [`Response::Waiting`], with what the next steps need.
+    ConditionWaitStart {
+        owner: u64,
+    },
+    /// Second step: answered `true` once the waiter `ticket` was notified,
+    /// `false` if `wait` ran out (the waiter leaves the queue).
+    ConditionWaitEnd {
+        wait: Wait,
+        ticket: u64,
+    },
+    /// Third step, whatever the second answered: waits for the lock, as long
+    /// as it takes, and gives it back to `owner` `depth` times over.
+    ConditionReacquire {
+        owner: u64,
+        depth: u64,
+    },
+    /// Wakes the first `n` waiters; `owner` must hold the lock.
+    ConditionNotify {
+        owner: u64,
+        n: u64,
+    },
     ObjectGet,
     ObjectSet {
         value: Blob,
@@ -235,7 +275,10 @@ impl Op {
             | Op::LockAcquire { wait }
             | Op::EventWait { wait }
             | Op::SemaphoreAcquire { wait }
-            | Op::BarrierWait { wait } => *wait,
+            | Op::BarrierWait { wait }
+            | Op::OwnedAcquire { wait, .. }
+            | Op::ConditionWaitEnd { wait, .. } => *wait,
+            Op::ConditionReacquire { .. } => Wait::Forever,
             _ => Wait::No,
         }
     }
@@ -256,6 +299,12 @@ pub(crate) enum Response {
     Arrived {
         index: u64,
         last: bool,
+    },
+    /// A condition's waiter queued: its ticket, and how many times its owner
+    /// had acquired the lock (given back when it reacquires).
+    Waiting {
+        ticket: u64,
+        depth: u64,
     },
     Fault(Fault),
 }

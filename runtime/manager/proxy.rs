@@ -45,6 +45,14 @@ fn fault(f: Fault) -> Error {
         Fault::UnknownTask(name) => Error::NotATask { name },
         Fault::Task { task, failure } => failure.into_error(&task),
         Fault::NotHeld(Kind::Lock) => Error::Misuse { what: "release of a manager lock that is not acquired".into() },
+        Fault::NotHeld(Kind::RLock) => {
+            Error::Misuse { what: "release of a manager re-entrant lock that this thread does not hold".into() }
+        }
+        Fault::NotHeld(Kind::Condition) => Error::Misuse {
+            what: "this thread does not hold the manager condition's lock: acquire it (lock()) before wait or \
+                   notify, and release only what you acquired"
+                .into(),
+        },
         Fault::NotHeld(kind) => {
             Error::Misuse { what: format!("release of a manager {} this connection does not hold", kind.noun()) }
         }
@@ -66,6 +74,35 @@ pub(crate) fn unexpected(response: Response) -> Error {
         Response::Fault(f) => fault(f),
         other => Error::Codec(format!("the manager gave an unexpected answer: {other:?}")),
     }
+}
+
+/// This thread's number as the owner of a manager's re-entrant locks and
+/// conditions: random, and made again in a forked child, which must not pass
+/// for its parent's thread.
+pub(crate) fn thread_owner() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static OWNER: std::cell::Cell<(u32, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
+    OWNER.with(|owner| {
+        let pid = std::process::id();
+        match owner.get() {
+            (p, id) if p == pid && id != 0 => id,
+            _ => {
+                // The standard library's randomly keyed hasher, over what tells
+                // this thread apart (a forked child inherits the keys).
+                let mut h = std::hash::RandomState::new().build_hasher();
+                h.write_u32(pid);
+                h.write(format!("{:?}", std::thread::current().id()).as_bytes());
+                h.write_u128(
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+                );
+                let id = h.finish() | 1;
+                owner.set((pid, id));
+                id
+            }
+        }
+    })
 }
 
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Blob> {
@@ -128,27 +165,18 @@ impl Proxy {
         }
     }
 
-    /// Sends `first` and, if `then` says so for its answer, a second request,
-    /// both on one connection taken for the pair (the server knows the party
-    /// of a barrier by its connection).
-    pub(crate) fn two_on_one(
-        &self,
-        first: Op,
-        then: impl FnOnce(&Response) -> Option<Op>,
-    ) -> Result<(Response, Option<Response>)> {
+    /// Runs `f` with a way to send requests on one connection taken for the
+    /// whole of it: the server knows a barrier's party and a condition's
+    /// waiter by its connection.
+    pub(crate) fn pinned<R>(&self, f: impl FnOnce(&dyn Fn(Op) -> Result<Response>) -> Result<R>) -> Result<R> {
         let lease = self.remote.pin()?;
-        let wait = first.wait();
-        let answer = self.remote.request_on(&lease, &Request::Call { id: self.id, op: first }, wait);
-        let both = answer.and_then(|first| match then(&first) {
-            Some(op) => {
-                let wait = op.wait();
-                let second = self.remote.request_on(&lease, &Request::Call { id: self.id, op }, wait)?;
-                Ok((first, Some(second)))
-            }
-            None => Ok((first, None)),
-        });
-        self.remote.unpin(lease, both.is_ok());
-        both
+        let send = |op: Op| {
+            let wait = op.wait();
+            self.remote.request_on(&lease, &Request::Call { id: self.id, op }, wait)
+        };
+        let result = f(&send);
+        self.remote.unpin(lease, result.is_ok());
+        result
     }
 
     pub(crate) fn call(&self, op: Op) -> Result<Response> {

@@ -242,6 +242,18 @@ impl Server {
         self.publish(name, Kind::Event, Vec::new(), None);
     }
 
+    /// Publishes a new, free re-entrant lock under `name`; clients get it with
+    /// [`Manager::get_rlock`](super::Manager::get_rlock).
+    pub fn rlock(&self, name: &str) {
+        self.publish(name, Kind::RLock, Vec::new(), None);
+    }
+
+    /// Publishes a new condition variable under `name`; clients get it with
+    /// [`Manager::get_condition`](super::Manager::get_condition).
+    pub fn condition(&self, name: &str) {
+        self.publish(name, Kind::Condition, Vec::new(), None);
+    }
+
     /// Publishes a semaphore with `value` free slots under `name`; clients get
     /// it with [`Manager::get_semaphore`](super::Manager::get_semaphore).
     pub fn semaphore(&self, name: &str, value: usize) -> Result<()> {

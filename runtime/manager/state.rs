@@ -111,6 +111,62 @@ impl Barrier {
     }
 }
 
+/// Who holds a re-entrant lock: the owner (a thread of a client process),
+/// how many times, and the connection of its first acquisition, whose end
+/// releases it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Owner {
+    id: u64,
+    depth: u64,
+    conn: u64,
+}
+
+fn owned_ready(owner: &Option<Owner>, id: u64) -> bool {
+    owner.is_none_or(|o| o.id == id)
+}
+
+fn owned_acquire(owner: &mut Option<Owner>, id: u64, conn: u64) -> Response {
+    match owner {
+        Some(o) if o.id == id => o.depth += 1,
+        _ => *owner = Some(Owner { id, depth: 1, conn }),
+    }
+    Response::Bool(true)
+}
+
+fn owned_release(owner: &mut Option<Owner>, id: u64, kind: Kind) -> Result<Response, Fault> {
+    match owner {
+        Some(o) if o.id == id => {
+            o.depth -= 1;
+            if o.depth == 0 {
+                *owner = None;
+            }
+            Ok(Response::Done)
+        }
+        _ => Err(Fault::NotHeld(kind)),
+    }
+}
+
+/// A condition: its re-entrant lock, and its waiters by ticket.
+#[derive(Default)]
+pub(crate) struct Condition {
+    owner: Option<Owner>,
+    /// Waiters not notified yet, in the order they came: (ticket, connection).
+    waiting: VecDeque<(u64, u64)>,
+    /// Waiters notified and not answered yet: ticket → connection.
+    notified: HashMap<u64, u64>,
+    next_ticket: u64,
+}
+
+impl Condition {
+    /// Notifies the first `n` waiters.
+    fn notify(&mut self, n: u64) {
+        for _ in 0..n {
+            let Some((ticket, conn)) = self.waiting.pop_front() else { break };
+            self.notified.insert(ticket, conn);
+        }
+    }
+}
+
 /// One object's contents.
 pub(crate) enum State {
     Dict(OrderedMap),
@@ -127,6 +183,8 @@ pub(crate) enum State {
         bound: Option<u64>,
     },
     Barrier(Barrier),
+    RLock(Option<Owner>),
+    Condition(Condition),
     Object {
         /// The Rust type name of the value, checked when a client looks it up.
         type_name: String,
@@ -163,6 +221,8 @@ impl State {
                 }
                 State::Barrier(Barrier { parties, at: HashMap::new(), broken: false })
             }
+            Kind::RLock => State::RLock(None),
+            Kind::Condition => State::Condition(Condition::default()),
             Kind::Object => {
                 let value = one("custom object")?;
                 let type_name =
@@ -183,6 +243,8 @@ impl State {
             State::Event(_) => Kind::Event,
             State::Semaphore { .. } => Kind::Semaphore,
             State::Barrier(_) => Kind::Barrier,
+            State::RLock(_) => Kind::RLock,
+            State::Condition(_) => Kind::Condition,
             State::Object { .. } => Kind::Object,
         }
     }
@@ -206,6 +268,10 @@ impl State {
             (State::Event(flag), Op::EventWait { .. }) => *flag,
             (State::Semaphore { value, .. }, Op::SemaphoreAcquire { .. }) => *value > 0,
             (State::Barrier(b), Op::BarrierWait { .. }) => b.at.get(&conn) != Some(&Outcome::Waiting),
+            (State::RLock(owner), Op::OwnedAcquire { owner: id, .. }) => owned_ready(owner, *id),
+            (State::Condition(c), Op::OwnedAcquire { owner: id, .. }) => owned_ready(&c.owner, *id),
+            (State::Condition(c), Op::ConditionWaitEnd { ticket, .. }) => !c.waiting.iter().any(|(t, _)| t == ticket),
+            (State::Condition(c), Op::ConditionReacquire { .. }) => c.owner.is_none(),
             _ => true,
         }
     }
@@ -214,9 +280,13 @@ impl State {
     /// was none) and it is not [ready](Self::ready_for): a barrier's wait gives
     /// up, which breaks the barrier.
     pub(crate) fn give_up(&mut self, op: &Op, conn: u64) -> Response {
-        if let (State::Barrier(b), Op::BarrierWait { .. }) = (&mut *self, op) {
-            b.at.remove(&conn);
-            b.break_it();
+        match (&mut *self, op) {
+            (State::Barrier(b), Op::BarrierWait { .. }) => {
+                b.at.remove(&conn);
+                b.break_it();
+            }
+            (State::Condition(c), Op::ConditionWaitEnd { ticket, .. }) => c.waiting.retain(|(t, _)| t != ticket),
+            _ => {}
         }
         not_ready(op)
     }
@@ -237,6 +307,25 @@ impl State {
                 }
                 _ => false,
             },
+            State::RLock(owner) if owner.is_some_and(|o| o.conn == conn) => {
+                *owner = None;
+                true
+            }
+            State::Condition(c) => {
+                let mut changed = false;
+                if c.owner.is_some_and(|o| o.conn == conn) {
+                    c.owner = None;
+                    changed = true;
+                }
+                let before = c.waiting.len();
+                c.waiting.retain(|(_, waiter)| *waiter != conn);
+                // A notification meant for a waiter that is gone goes to the next one.
+                let lost = c.notified.len();
+                c.notified.retain(|_, waiter| *waiter != conn);
+                let lost = (lost - c.notified.len()) as u64;
+                c.notify(lost);
+                changed || before != c.waiting.len() || lost > 0
+            }
             _ => false,
         }
     }
@@ -389,6 +478,36 @@ pub(crate) fn apply(state: &mut State, op: Op, conn: u64) -> Result<Response, Fa
         (State::Barrier(b), Op::BarrierWaiting) => Response::Len(if b.broken { 0 } else { b.waiting() }),
         (State::Barrier(b), Op::BarrierParties) => Response::Len(b.parties),
         (State::Barrier(b), Op::BarrierBroken) => Response::Bool(b.broken),
+        (State::RLock(owner), Op::OwnedAcquire { owner: id, .. }) => owned_acquire(owner, id, conn),
+        (State::RLock(owner), Op::OwnedRelease { owner: id }) => owned_release(owner, id, Kind::RLock)?,
+        (State::Condition(c), Op::OwnedAcquire { owner: id, .. }) => owned_acquire(&mut c.owner, id, conn),
+        (State::Condition(c), Op::OwnedRelease { owner: id }) => owned_release(&mut c.owner, id, Kind::Condition)?,
+        (State::Condition(c), Op::ConditionWaitStart { owner: id }) => {
+            let depth = match c.owner {
+                Some(o) if o.id == id => o.depth,
+                _ => return Err(Fault::NotHeld(Kind::Condition)),
+            };
+            c.owner = None;
+            let ticket = c.next_ticket;
+            c.next_ticket += 1;
+            c.waiting.push_back((ticket, conn));
+            Response::Waiting { ticket, depth }
+        }
+        (State::Condition(c), Op::ConditionWaitEnd { ticket, .. }) => match c.notified.remove(&ticket) {
+            Some(_) => Response::Bool(true),
+            None => return Err(Fault::BadRequest(format!("no waiter {ticket} at this condition"))),
+        },
+        (State::Condition(c), Op::ConditionReacquire { owner: id, depth }) => {
+            c.owner = Some(Owner { id, depth: depth.max(1), conn });
+            Response::Done
+        }
+        (State::Condition(c), Op::ConditionNotify { owner: id, n }) => {
+            if c.owner.is_none_or(|o| o.id != id) {
+                return Err(Fault::NotHeld(Kind::Condition));
+            }
+            c.notify(n);
+            Response::Done
+        }
         (State::Object { value, .. }, Op::ObjectGet) => Response::Item(Some(value.clone())),
         (State::Object { value, .. }, Op::ObjectSet { value: new }) => {
             *value = new;
@@ -470,6 +589,11 @@ fn expected_kind(op: &Op) -> Kind {
         | Op::BarrierWaiting
         | Op::BarrierParties
         | Op::BarrierBroken => Kind::Barrier,
+        Op::OwnedAcquire { .. } | Op::OwnedRelease { .. } => Kind::RLock,
+        Op::ConditionWaitStart { .. }
+        | Op::ConditionWaitEnd { .. }
+        | Op::ConditionReacquire { .. }
+        | Op::ConditionNotify { .. } => Kind::Condition,
         Op::ObjectGet | Op::ObjectSet { .. } | Op::ObjectCall { .. } | Op::ObjectCommit { .. } => Kind::Object,
     }
 }
@@ -536,6 +660,47 @@ mod test {
         assert!(matches!(apply(&mut state, Op::ObjectGet, 0), Ok(Response::Item(Some(Blob(v)))) if v == [5]));
         // The call's result is used once.
         assert!(matches!(apply(&mut state, Op::ObjectCommit { split: 0 }, 0), Err(Fault::BadRequest(_))));
+    }
+
+    #[test]
+    fn a_notification_meant_for_a_waiter_that_is_gone_goes_to_the_next() {
+        let mut cond = State::new(Kind::Condition, vec![], None).unwrap();
+        let mut wait_on = |conn: u64, owner: u64| {
+            assert!(matches!(
+                apply(&mut cond, Op::OwnedAcquire { wait: Wait::No, owner }, conn),
+                Ok(Response::Bool(true))
+            ));
+            match apply(&mut cond, Op::ConditionWaitStart { owner }, conn) {
+                Ok(Response::Waiting { ticket, depth: 1 }) => ticket,
+                other => panic!("{other:?}"),
+            }
+        };
+        let (first, second) = (wait_on(1, 10), wait_on(2, 20));
+        assert!(matches!(
+            apply(&mut cond, Op::OwnedAcquire { wait: Wait::No, owner: 30 }, 3),
+            Ok(Response::Bool(true))
+        ));
+        assert!(matches!(apply(&mut cond, Op::ConditionNotify { owner: 30, n: 1 }, 3), Ok(Response::Done)));
+        let end = |ticket| Op::ConditionWaitEnd { wait: Wait::No, ticket };
+        assert!(cond.ready_for(&end(first), 1));
+        assert!(!cond.ready_for(&end(second), 2));
+        assert!(cond.forget_connection(1));
+        assert!(cond.ready_for(&end(second), 2));
+        assert!(matches!(apply(&mut cond, end(second), 2), Ok(Response::Bool(true))));
+    }
+
+    #[test]
+    fn an_rlock_is_taken_again_by_its_owner_and_freed_by_the_last_release() {
+        let mut lock = State::new(Kind::RLock, vec![], None).unwrap();
+        let acquire = |owner| Op::OwnedAcquire { wait: Wait::No, owner };
+        assert!(matches!(apply(&mut lock, acquire(7), 1), Ok(Response::Bool(true))));
+        assert!(matches!(apply(&mut lock, acquire(7), 2), Ok(Response::Bool(true))));
+        assert!(matches!(apply(&mut lock, acquire(8), 3), Ok(Response::Bool(false))));
+        assert!(matches!(apply(&mut lock, Op::OwnedRelease { owner: 8 }, 3), Err(Fault::NotHeld(Kind::RLock))));
+        assert!(matches!(apply(&mut lock, Op::OwnedRelease { owner: 7 }, 1), Ok(Response::Done)));
+        assert!(matches!(apply(&mut lock, acquire(8), 3), Ok(Response::Bool(false))));
+        assert!(matches!(apply(&mut lock, Op::OwnedRelease { owner: 7 }, 1), Ok(Response::Done)));
+        assert!(matches!(apply(&mut lock, acquire(8), 3), Ok(Response::Bool(true))));
     }
 
     #[test]

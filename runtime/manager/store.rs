@@ -164,13 +164,10 @@ impl Session<'_> {
                 _ => Err(Fault::NotHeld(inner.state.kind())),
             },
         };
-        // What the connection leaves behind if it ends: a lock it acquired, a
-        // barrier it waits at.
-        match (&answer, inner.state.kind()) {
-            (Ok(Response::Bool(true)), Kind::Lock) | (Ok(Response::Arrived { last: false, .. }), Kind::Barrier) => {
-                self.held.insert(id);
-            }
-            _ => {}
+        // What the connection may leave behind when it ends: a lock it acquired,
+        // a barrier or a condition it waits at. Looked at then.
+        if answer.is_ok() && matches!(inner.state.kind(), Kind::Lock | Kind::RLock | Kind::Condition | Kind::Barrier) {
+            self.held.insert(id);
         }
         drop(inner);
         object.changed.notify_all();

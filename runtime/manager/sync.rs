@@ -1,5 +1,5 @@
 //! The typed faces of the synchronization objects: queue, lock, event,
-//! semaphore, barrier.
+//! semaphore, barrier, re-entrant lock, condition.
 //!
 //! Their blocking calls wait **in the server**, on the thread that serves the
 //! connection, while this process's other threads talk to the server through
@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::protocol::{Op, Response, Wait};
-use super::proxy::{encode, proxy_type, some, unexpected};
+use super::proxy::{encode, proxy_type, some, thread_owner, unexpected};
 use crate::error::{Error, Result};
 use crate::task::TaskValue;
 
@@ -324,16 +324,16 @@ impl BarrierProxy {
     }
 
     fn wait_for(&self, wait: Wait) -> Result<usize> {
-        let (arrived, waited) = self.proxy.two_on_one(Op::BarrierArrive, |arrived| match arrived {
-            Response::Arrived { last: false, .. } => Some(Op::BarrierWait { wait }),
-            _ => None,
+        let index = self.proxy.pinned(|send| match send(Op::BarrierArrive)? {
+            Response::Arrived { index, last: true } => Ok(index),
+            Response::Arrived { index, last: false } => match send(Op::BarrierWait { wait })? {
+                Response::Bool(true) => Ok(index),
+                Response::Bool(false) => Err(Error::Timeout),
+                other => Err(unexpected(other)),
+            },
+            other => Err(unexpected(other)),
         })?;
-        let Response::Arrived { index, .. } = arrived else { return Err(unexpected(arrived)) };
-        match waited {
-            None | Some(Response::Bool(true)) => Ok(usize::try_from(index).unwrap_or(usize::MAX)),
-            Some(Response::Bool(false)) => Err(Error::Timeout),
-            Some(other) => Err(unexpected(other)),
-        }
+        Ok(usize::try_from(index).unwrap_or(usize::MAX))
     }
 
     /// Breaks the barrier: waiting parties and later waits fail with
@@ -368,5 +368,212 @@ impl BarrierProxy {
             Response::Len(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+proxy_type!(
+    /// A re-entrant lock that lives in a manager server: Python's
+    /// `manager.RLock()` ([`Manager::rlock`](super::Manager::rlock)).
+    ///
+    /// It belongs to the thread that acquired it, in whichever process: that
+    /// thread may acquire it again (and must release it as many times); no
+    /// other thread or process may release it ([`Error::Misuse`]). Like a
+    /// [`LockProxy`], it is released by the server when the connection it was
+    /// first acquired through closes (its process exited or died).
+    ///
+    /// ```
+    /// let mgr = mproc::Manager::start()?;
+    /// let lock = mgr.rlock()?;
+    /// let _outer = lock.lock()?;
+    /// let _inner = lock.lock()?; // the same thread: no wait
+    /// let other = lock.clone();
+    /// assert!(!std::thread::spawn(move || other.try_acquire()).join().unwrap()?);
+    /// # Ok::<(), mproc::Error>(())
+    /// ```
+    RLockProxy<>
+);
+
+impl RLockProxy {
+    /// Acquires the lock (once more, if this thread holds it), waiting as long as it takes.
+    pub fn acquire(&self) -> Result<()> {
+        match self.proxy.flag(Op::OwnedAcquire { wait: Wait::Forever, owner: thread_owner() })? {
+            true => Ok(()),
+            false => Err(Error::Timeout),
+        }
+    }
+
+    /// Acquires the lock if this thread can now; whether it did.
+    pub fn try_acquire(&self) -> Result<bool> {
+        self.proxy.flag(Op::OwnedAcquire { wait: Wait::No, owner: thread_owner() })
+    }
+
+    /// Acquires the lock, waiting at most `timeout`; whether it did.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.proxy.flag(Op::OwnedAcquire { wait: Wait::For(timeout), owner: thread_owner() })
+    }
+
+    /// Ends one acquisition by this thread; [`Error::Misuse`] if it holds none.
+    pub fn release(&self) -> Result<()> {
+        self.proxy.done(Op::OwnedRelease { owner: thread_owner() })
+    }
+
+    /// Acquires the lock and returns a guard that releases it when dropped.
+    pub fn lock(&self) -> Result<RLockProxyGuard<'_>> {
+        self.acquire()?;
+        Ok(RLockProxyGuard { lock: self })
+    }
+}
+
+/// Holds an [`RLockProxy`] acquired; releases it (once) when dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct RLockProxyGuard<'a> {
+    lock: &'a RLockProxy,
+}
+
+impl Drop for RLockProxyGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+proxy_type!(
+    /// A condition variable that lives in a manager server, with its own
+    /// re-entrant lock: Python's `manager.Condition()`
+    /// ([`Manager::condition`](super::Manager::condition)).
+    ///
+    /// Hold the lock ([`lock`](Self::lock) or [`acquire`](Self::acquire)) to
+    /// [`wait`](Self::wait) or [`notify`](Self::notify); a wait lets the lock
+    /// go while it waits and has it back when it returns. Calls without the
+    /// lock are [`Error::Misuse`]. The lock belongs to the thread, as an
+    /// [`RLockProxy`]'s does. A waiter whose process dies is forgotten, and a
+    /// notification meant for it goes to the next waiter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mgr = mproc::Manager::start()?;
+    /// let (cond, ready) = (mgr.condition()?, mgr.value(false)?);
+    /// let (c, r) = (cond.clone(), ready.clone());
+    /// let setter = std::thread::spawn(move || -> mproc::Result<()> {
+    ///     let _held = c.lock()?;
+    ///     r.set(true)?;
+    ///     c.notify_all()
+    /// });
+    /// {
+    ///     let _held = cond.lock()?;
+    ///     assert!(cond.wait_for_timeout(|| ready.get().unwrap(), Duration::from_secs(10))?);
+    /// }
+    /// setter.join().unwrap()?;
+    /// # Ok::<(), mproc::Error>(())
+    /// ```
+    ConditionProxy<>
+);
+
+impl ConditionProxy {
+    /// Acquires the lock (once more, if this thread holds it), waiting as long as it takes.
+    pub fn acquire(&self) -> Result<()> {
+        match self.proxy.flag(Op::OwnedAcquire { wait: Wait::Forever, owner: thread_owner() })? {
+            true => Ok(()),
+            false => Err(Error::Timeout),
+        }
+    }
+
+    /// Acquires the lock if this thread can now; whether it did.
+    pub fn try_acquire(&self) -> Result<bool> {
+        self.proxy.flag(Op::OwnedAcquire { wait: Wait::No, owner: thread_owner() })
+    }
+
+    /// Ends one acquisition of the lock by this thread; [`Error::Misuse`] if it holds none.
+    pub fn release(&self) -> Result<()> {
+        self.proxy.done(Op::OwnedRelease { owner: thread_owner() })
+    }
+
+    /// Acquires the lock and returns a guard that releases it when dropped.
+    pub fn lock(&self) -> Result<ConditionProxyGuard<'_>> {
+        self.acquire()?;
+        Ok(ConditionProxyGuard { cond: self })
+    }
+
+    /// Lets the lock go, waits until notified, and has the lock back (as many
+    /// times as this thread had acquired it). [`Error::Misuse`] without the lock.
+    pub fn wait(&self) -> Result<()> {
+        self.wait_with(Wait::Forever).map(drop)
+    }
+
+    /// [`wait`](Self::wait), for a notification at most `timeout`; whether one
+    /// came. Either way the lock is held again when it returns (which may take
+    /// longer than `timeout`, as in Python, if another thread holds it then).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.wait_with(Wait::For(timeout))
+    }
+
+    fn wait_with(&self, wait: Wait) -> Result<bool> {
+        let owner = thread_owner();
+        self.proxy.pinned(|send| {
+            let (ticket, depth) = match send(Op::ConditionWaitStart { owner })? {
+                Response::Waiting { ticket, depth } => (ticket, depth),
+                other => return Err(unexpected(other)),
+            };
+            let notified = match send(Op::ConditionWaitEnd { wait, ticket })? {
+                Response::Bool(b) => b,
+                other => return Err(unexpected(other)),
+            };
+            match send(Op::ConditionReacquire { owner, depth })? {
+                Response::Done => Ok(notified),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    /// Waits until `predicate` (evaluated with the lock held) is true.
+    pub fn wait_for(&self, mut predicate: impl FnMut() -> bool) -> Result<()> {
+        while !predicate() {
+            self.wait()?;
+        }
+        Ok(())
+    }
+
+    /// [`wait_for`](Self::wait_for), for at most `timeout` in all; the
+    /// predicate's last value.
+    pub fn wait_for_timeout(&self, mut predicate: impl FnMut() -> bool, timeout: Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        loop {
+            if predicate() {
+                return Ok(true);
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(std::time::Instant::now()),
+                None => Duration::MAX,
+            };
+            if left.is_zero() {
+                return Ok(false);
+            }
+            self.wait_timeout(left)?;
+        }
+    }
+
+    /// Wakes up to `n` waiters (the longest waiting first). [`Error::Misuse`]
+    /// without the lock.
+    pub fn notify(&self, n: usize) -> Result<()> {
+        self.proxy.done(Op::ConditionNotify { owner: thread_owner(), n: n as u64 })
+    }
+
+    /// Wakes every waiter. [`Error::Misuse`] without the lock.
+    pub fn notify_all(&self) -> Result<()> {
+        self.proxy.done(Op::ConditionNotify { owner: thread_owner(), n: u64::MAX })
+    }
+}
+
+/// Holds a [`ConditionProxy`]'s lock; releases it (once) when dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct ConditionProxyGuard<'a> {
+    cond: &'a ConditionProxy,
+}
+
+impl Drop for ConditionProxyGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.cond.release();
     }
 }
