@@ -18,6 +18,11 @@
 //! Nothing else changes: the frames, limits and the end of the stream are the
 //! same, and the connection can still be passed to another process.
 //!
+//! A listener that cannot make the rings (out of descriptors, of memory) says
+//! so with the same frame, end number [`STAY`] and no descriptors, and both
+//! stay on the socket: a connection costs five descriptors in shared memory
+//! and one on a socket.
+//!
 //! Neither side may send anything else between the handshake and the offer:
 //! the listener refuses a client that did (its bytes would be lost), and the
 //! client takes the offer with `recvmsg`, reading exactly the frame.
@@ -35,6 +40,9 @@ use crate::sys::{fd, sock};
 /// What the offer frame says, before the client's end number.
 const OFFER: &[u8] = b"#RING#";
 
+/// The end number that says: no shared memory, stay on the socket.
+const STAY: u8 = u8::MAX;
+
 /// The offer frame's length: the 8-byte frame header, [`OFFER`], the end number.
 const OFFER_FRAME: usize = 8 + OFFER.len() + 1;
 
@@ -45,18 +53,28 @@ const OFFER_FRAME: usize = 8 + OFFER.len() + 1;
 const RING_BYTES: u64 = 256 << 10;
 
 /// The listener's side, after the handshake: makes the rings, sends the client
-/// its end and returns this side's, closing the socket.
+/// its end and returns this side's, closing the socket; or, if the rings
+/// cannot be made, tells the client and keeps the socket.
 pub(crate) fn offer(chan: Channel, peer: &Peer<'_>) -> Result<Channel> {
+    offer_made(chan, peer, Link::pair(RING_BYTES))
+}
+
+/// [`offer`], with the rings made (or not) by the caller.
+fn offer_made(chan: Channel, peer: &Peer<'_>, made: io::Result<(Link, Link)>) -> Result<Channel> {
     let sock = chan
         .idle_socket()
         .ok_or_else(|| protocol(peer, "it sent data before the listener had finished the handshake"))?;
-    let (mine, theirs) = Link::pair(RING_BYTES)?;
-    let parts = theirs.parts();
+    let (fds, end) = match &made {
+        Ok((_, theirs)) => {
+            let parts = theirs.parts();
+            ([parts.file, parts.sock, parts.bell, parts.peer_bell].iter().map(|f| f.as_raw_fd()).collect(), parts.end)
+        }
+        Err(_) => (Vec::new(), STAY),
+    };
     let mut frame = Vec::with_capacity(OFFER_FRAME);
     frame.extend_from_slice(&((OFFER.len() + 1) as u64).to_le_bytes());
     frame.extend_from_slice(OFFER);
-    frame.push(parts.end);
-    let fds = [parts.file, parts.sock, parts.bell, parts.peer_bell].map(|f| f.as_raw_fd());
+    frame.push(end);
     loop {
         match sock::send_with_fds(sock, &frame, &fds) {
             Ok(()) => break,
@@ -71,7 +89,10 @@ pub(crate) fn offer(chan: Channel, peer: &Peer<'_>) -> Result<Channel> {
             Err(e) => return Err(handshake_error(Error::Io(e), peer)),
         }
     }
-    Ok(Channel::ring(mine, Direction::Both, chan.max()))
+    match made {
+        Ok((mine, _theirs)) => Ok(Channel::ring(mine, Direction::Both, chan.max())),
+        Err(_) => Ok(chan),
+    }
 }
 
 /// The client's side, after the handshake: takes the listener's offer and
@@ -86,6 +107,9 @@ pub(crate) fn take(chan: Channel, peer: &Peer<'_>) -> Result<Channel> {
         Some(&[end]) if len == ((OFFER.len() + 1) as u64).to_le_bytes() => end,
         _ => return Err(protocol(peer, "it did not offer shared memory after the handshake")),
     };
+    if end == STAY && fds.is_empty() {
+        return Ok(chan);
+    }
     let Ok([file, ring_sock, bell, peer_bell]) = <[OwnedFd; 4]>::try_from(fds) else {
         return Err(protocol(peer, "its shared-memory offer came without the four descriptors it needs"));
     };
@@ -161,6 +185,21 @@ mod test {
         assert_eq!(client.recv(None).unwrap(), b"back");
         drop(server);
         assert!(matches!(client.recv(None), Err(Error::Eof)));
+    }
+
+    #[test]
+    fn a_listener_that_cannot_make_the_rings_keeps_both_ends_on_the_socket() {
+        let (server, client) = sockets();
+        let offered = std::thread::spawn(move || {
+            offer_made(server, &peer(5000), Err(io::Error::from_raw_os_error(libc::EMFILE))).unwrap()
+        });
+        let client = take(client, &peer(5000)).unwrap();
+        let server = offered.join().unwrap();
+        assert!(client.idle_socket().is_some() && server.idle_socket().is_some());
+        client.send(b"still talking", None).unwrap();
+        assert_eq!(server.recv(None).unwrap(), b"still talking");
+        server.send(b"yes", None).unwrap();
+        assert_eq!(client.recv(None).unwrap(), b"yes");
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub(crate) enum Signal {
 
 /// The body of the server process.
 fn manager_server(socket: PathBuf, authkey: Vec<u8>, lifeline: Connection<Signal>) {
+    // Each client connection in shared memory holds five descriptors here; with
+    // the soft limit most systems start with (1024), a server could not hold the
+    // connections it allows. Where even the hard limit is short, connections past
+    // it stay on their socket (one descriptor each).
+    let _ = crate::sys::fd::raise_descriptor_limit();
     let server = match Server::bind(socket.as_path(), &authkey) {
         Ok(server) => server,
         Err(e) => {

@@ -49,6 +49,18 @@ pub(crate) fn close_from(from: RawFd) -> io::Result<()> {
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// Raises this process's soft limit on open descriptors to its hard limit (a
+/// server that keeps several descriptors per client needs more than the
+/// usual soft limit of 1024). Returns the soft limit now in force.
+pub(crate) fn raise_descriptor_limit() -> io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard.max(soft))
+}
+
 /// Opens `/dev/null` for reading and writing (close-on-exec).
 pub(crate) fn dev_null() -> io::Result<OwnedFd> {
     let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
@@ -150,5 +162,18 @@ pub(crate) fn wait_writable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io
             return Ok(false);
         }
         return Ok(true);
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn raising_the_descriptor_limit_makes_the_soft_limit_the_hard_one() {
+        use nix::sys::resource::{Resource, getrlimit};
+        let now = raise_descriptor_limit().unwrap();
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!((soft, now), (hard, hard));
     }
 }
