@@ -204,7 +204,11 @@ struct Serving {
 
 impl Serving {
     fn new(key: &[u8], setup: impl FnOnce(&mut Server)) -> Serving {
-        let mut server = Server::bind("127.0.0.1:0", key).unwrap();
+        Serving::at("127.0.0.1:0", key, setup)
+    }
+
+    fn at(addr: impl mproc::connection::ToAddress, key: &[u8], setup: impl FnOnce(&mut Server)) -> Serving {
+        let mut server = Server::bind(addr, key).unwrap();
         setup(&mut server);
         let addr = server.local_addr().unwrap();
         let stop = server.handle();
@@ -1307,15 +1311,12 @@ fn proxies_received_in_one_process_share_its_connections() {
     assert_eq!(used, Some((3, 3)));
 }
 
-#[mproc::test]
-fn thirty_two_clients_of_ten_thousand_operations_lose_nothing() {
-    let serving = Serving::new(b"key", |s| {
-        s.dict("counts");
-        s.list("log");
-    });
+/// 32 clients (threads, each with a connection of its own) of 10 000 operations
+/// each on the server at `addr`, which publishes `counts` and `log`: nothing lost.
+fn thirty_two_clients_lose_nothing(addr: &Address) {
     let threads: Vec<_> = (0..32u64)
         .map(|t| {
-            let addr = serving.addr.clone();
+            let addr = addr.clone();
             std::thread::spawn(move || {
                 let mgr = Manager::connect(&addr, b"key").unwrap();
                 let counts = mgr.get_dict::<u64, u64>("counts").unwrap();
@@ -1330,13 +1331,32 @@ fn thirty_two_clients_of_ten_thousand_operations_lose_nothing() {
     for t in threads {
         t.join().unwrap();
     }
-    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    let mgr = Manager::connect(addr, b"key").unwrap();
     let total: u64 = mgr.get_dict::<u64, u64>("counts").unwrap().values().unwrap().iter().sum();
     assert_eq!(total, 32 * 5000);
     let mut log = mgr.get_list::<u64>("log").unwrap().to_vec().unwrap();
     log.sort();
     log.dedup();
     assert_eq!(log.len(), 32 * 5000);
+}
+
+#[mproc::test]
+fn thirty_two_tcp_clients_of_ten_thousand_operations_lose_nothing() {
+    let serving = Serving::new(b"key", |s| {
+        s.dict("counts");
+        s.list("log");
+    });
+    thirty_two_clients_lose_nothing(&serving.addr);
+}
+
+#[mproc::test]
+fn thirty_two_unix_socket_clients_of_ten_thousand_operations_lose_nothing() {
+    let path = common::temp_path("manager-32.sock");
+    let serving = Serving::at(path.as_path(), b"key", |s| {
+        s.dict("counts");
+        s.list("log");
+    });
+    thirty_two_clients_lose_nothing(&serving.addr);
 }
 
 #[mproc::test]
