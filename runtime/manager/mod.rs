@@ -75,8 +75,8 @@ pub use collections::{DictProxy, ListProxy, NamespaceProxy, ValueProxy};
 pub use object::ObjectProxy;
 pub use server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE, DEFAULT_SEND_TIMEOUT, Server, ServerHandle};
 pub use sync::{
-    BarrierProxy, ConditionProxy, ConditionProxyGuard, EventProxy, LockProxy, LockProxyGuard, QueueProxy, RLockProxy,
-    RLockProxyGuard, SemaphoreProxy, SemaphoreProxyGuard,
+    BarrierProxy, ConditionProxy, ConditionProxyGuard, EventProxy, LockProxy, LockProxyGuard, ProxyGuard, QueueProxy,
+    RLockProxy, RLockProxyGuard, SemaphoreProxy, SemaphoreProxyGuard,
 };
 
 use local::Owned;

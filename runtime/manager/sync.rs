@@ -15,6 +15,45 @@ use super::proxy::{encode, proxy_type, some, thread_owner, unexpected};
 use crate::error::{Error, Result};
 use crate::task::TaskValue;
 
+/// The answer to a wait with no timeout: `true`, or the server answered a
+/// timeout it was not given.
+fn waited(done: Result<bool>) -> Result<()> {
+    match done? {
+        true => Ok(()),
+        false => Err(Error::Timeout),
+    }
+}
+
+/// Holds what a proxy acquired (a lock, a semaphore's slot, a re-entrant
+/// lock or a condition's lock) and gives it back when dropped; an error then,
+/// the server being gone, is ignored: a server that is gone holds nothing.
+#[must_use = "what the guard holds is given back as soon as it is dropped"]
+pub struct ProxyGuard<'a, P> {
+    proxy: &'a P,
+    release: fn(&P) -> Result<()>,
+}
+
+impl<P: std::fmt::Debug> std::fmt::Debug for ProxyGuard<'_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyGuard").field("proxy", self.proxy).finish()
+    }
+}
+
+impl<P> Drop for ProxyGuard<'_, P> {
+    fn drop(&mut self) {
+        let _ = (self.release)(self.proxy);
+    }
+}
+
+/// Holds a [`LockProxy`] acquired: [`LockProxy::lock`].
+pub type LockProxyGuard<'a> = ProxyGuard<'a, LockProxy>;
+/// Holds a slot of a [`SemaphoreProxy`]: [`SemaphoreProxy::slot`].
+pub type SemaphoreProxyGuard<'a> = ProxyGuard<'a, SemaphoreProxy>;
+/// Holds an [`RLockProxy`] acquired (once): [`RLockProxy::lock`].
+pub type RLockProxyGuard<'a> = ProxyGuard<'a, RLockProxy>;
+/// Holds a [`ConditionProxy`]'s lock (once): [`ConditionProxy::lock`].
+pub type ConditionProxyGuard<'a> = ProxyGuard<'a, ConditionProxy>;
+
 proxy_type!(
     /// A FIFO queue that lives in a manager server: Python's `manager.Queue()`.
     /// Unbounded: `put` never waits.
@@ -109,10 +148,7 @@ proxy_type!(
 impl LockProxy {
     /// Acquires the lock, waiting as long as it takes.
     pub fn acquire(&self) -> Result<()> {
-        match self.proxy.flag(Op::LockAcquire { wait: Wait::Forever })? {
-            true => Ok(()),
-            false => Err(Error::Timeout),
-        }
+        waited(self.proxy.flag(Op::LockAcquire { wait: Wait::Forever }))
     }
 
     /// Acquires the lock if it is free now; whether it did.
@@ -133,21 +169,7 @@ impl LockProxy {
     /// Acquires the lock and returns a guard that releases it when dropped.
     pub fn lock(&self) -> Result<LockProxyGuard<'_>> {
         self.acquire()?;
-        Ok(LockProxyGuard { lock: self })
-    }
-}
-
-/// Holds a [`LockProxy`] acquired; releases it when dropped (an error then,
-/// the server being gone, is ignored: a server that is gone holds no lock).
-#[must_use = "the lock is released as soon as the guard is dropped"]
-#[derive(Debug)]
-pub struct LockProxyGuard<'a> {
-    lock: &'a LockProxy,
-}
-
-impl Drop for LockProxyGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.lock.release();
+        Ok(ProxyGuard { proxy: self, release: Self::release })
     }
 }
 
@@ -189,10 +211,7 @@ impl EventProxy {
 
     /// Waits until the flag is set, as long as it takes.
     pub fn wait(&self) -> Result<()> {
-        match self.proxy.flag(Op::EventWait { wait: Wait::Forever })? {
-            true => Ok(()),
-            false => Err(Error::Timeout),
-        }
+        waited(self.proxy.flag(Op::EventWait { wait: Wait::Forever }))
     }
 
     /// Waits at most `timeout` for the flag; whether it is set.
@@ -234,10 +253,7 @@ proxy_type!(
 impl SemaphoreProxy {
     /// Takes a slot, waiting as long as it takes.
     pub fn acquire(&self) -> Result<()> {
-        match self.proxy.flag(Op::SemaphoreAcquire { wait: Wait::Forever })? {
-            true => Ok(()),
-            false => Err(Error::Timeout),
-        }
+        waited(self.proxy.flag(Op::SemaphoreAcquire { wait: Wait::Forever }))
     }
 
     /// Takes a slot if one is free now; whether it did.
@@ -259,7 +275,7 @@ impl SemaphoreProxy {
     /// Takes a slot and returns a guard that gives it back when dropped.
     pub fn slot(&self) -> Result<SemaphoreProxyGuard<'_>> {
         self.acquire()?;
-        Ok(SemaphoreProxyGuard { semaphore: self })
+        Ok(ProxyGuard { proxy: self, release: Self::release })
     }
 
     /// The free slots now (Python's `get_value()`).
@@ -268,20 +284,6 @@ impl SemaphoreProxy {
             Response::Len(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
             other => Err(unexpected(other)),
         }
-    }
-}
-
-/// A slot of a [`SemaphoreProxy`]; gives it back when dropped (an error then,
-/// the server being gone, is ignored).
-#[must_use = "the slot is given back as soon as the guard is dropped"]
-#[derive(Debug)]
-pub struct SemaphoreProxyGuard<'a> {
-    semaphore: &'a SemaphoreProxy,
-}
-
-impl Drop for SemaphoreProxyGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.semaphore.release();
     }
 }
 
@@ -371,6 +373,16 @@ impl BarrierProxy {
     }
 }
 
+/// Acquires a re-entrant lock (or a condition's) for this thread.
+fn owned_acquire(proxy: &super::proxy::Proxy, wait: Wait) -> Result<bool> {
+    proxy.flag(Op::OwnedAcquire { wait, owner: thread_owner() })
+}
+
+/// Ends one acquisition of a re-entrant lock (or a condition's) by this thread.
+fn owned_release(proxy: &super::proxy::Proxy) -> Result<()> {
+    proxy.done(Op::OwnedRelease { owner: thread_owner() })
+}
+
 proxy_type!(
     /// A re-entrant lock that lives in a manager server: Python's
     /// `manager.RLock()` ([`Manager::rlock`](super::Manager::rlock)).
@@ -396,44 +408,28 @@ proxy_type!(
 impl RLockProxy {
     /// Acquires the lock (once more, if this thread holds it), waiting as long as it takes.
     pub fn acquire(&self) -> Result<()> {
-        match self.proxy.flag(Op::OwnedAcquire { wait: Wait::Forever, owner: thread_owner() })? {
-            true => Ok(()),
-            false => Err(Error::Timeout),
-        }
+        waited(owned_acquire(&self.proxy, Wait::Forever))
     }
 
     /// Acquires the lock if this thread can now; whether it did.
     pub fn try_acquire(&self) -> Result<bool> {
-        self.proxy.flag(Op::OwnedAcquire { wait: Wait::No, owner: thread_owner() })
+        owned_acquire(&self.proxy, Wait::No)
     }
 
     /// Acquires the lock, waiting at most `timeout`; whether it did.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.proxy.flag(Op::OwnedAcquire { wait: Wait::For(timeout), owner: thread_owner() })
+        owned_acquire(&self.proxy, Wait::For(timeout))
     }
 
     /// Ends one acquisition by this thread; [`Error::Misuse`] if it holds none.
     pub fn release(&self) -> Result<()> {
-        self.proxy.done(Op::OwnedRelease { owner: thread_owner() })
+        owned_release(&self.proxy)
     }
 
     /// Acquires the lock and returns a guard that releases it when dropped.
     pub fn lock(&self) -> Result<RLockProxyGuard<'_>> {
         self.acquire()?;
-        Ok(RLockProxyGuard { lock: self })
-    }
-}
-
-/// Holds an [`RLockProxy`] acquired; releases it (once) when dropped.
-#[must_use = "the lock is released as soon as the guard is dropped"]
-#[derive(Debug)]
-pub struct RLockProxyGuard<'a> {
-    lock: &'a RLockProxy,
-}
-
-impl Drop for RLockProxyGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.lock.release();
+        Ok(ProxyGuard { proxy: self, release: Self::release })
     }
 }
 
@@ -473,26 +469,23 @@ proxy_type!(
 impl ConditionProxy {
     /// Acquires the lock (once more, if this thread holds it), waiting as long as it takes.
     pub fn acquire(&self) -> Result<()> {
-        match self.proxy.flag(Op::OwnedAcquire { wait: Wait::Forever, owner: thread_owner() })? {
-            true => Ok(()),
-            false => Err(Error::Timeout),
-        }
+        waited(owned_acquire(&self.proxy, Wait::Forever))
     }
 
     /// Acquires the lock if this thread can now; whether it did.
     pub fn try_acquire(&self) -> Result<bool> {
-        self.proxy.flag(Op::OwnedAcquire { wait: Wait::No, owner: thread_owner() })
+        owned_acquire(&self.proxy, Wait::No)
     }
 
     /// Ends one acquisition of the lock by this thread; [`Error::Misuse`] if it holds none.
     pub fn release(&self) -> Result<()> {
-        self.proxy.done(Op::OwnedRelease { owner: thread_owner() })
+        owned_release(&self.proxy)
     }
 
     /// Acquires the lock and returns a guard that releases it when dropped.
     pub fn lock(&self) -> Result<ConditionProxyGuard<'_>> {
         self.acquire()?;
-        Ok(ConditionProxyGuard { cond: self })
+        Ok(ProxyGuard { proxy: self, release: Self::release })
     }
 
     /// Lets the lock go, waits until notified, and has the lock back (as many
@@ -562,18 +555,5 @@ impl ConditionProxy {
     /// Wakes every waiter. [`Error::Misuse`] without the lock.
     pub fn notify_all(&self) -> Result<()> {
         self.proxy.done(Op::ConditionNotify { owner: thread_owner(), n: u64::MAX })
-    }
-}
-
-/// Holds a [`ConditionProxy`]'s lock; releases it (once) when dropped.
-#[must_use = "the lock is released as soon as the guard is dropped"]
-#[derive(Debug)]
-pub struct ConditionProxyGuard<'a> {
-    cond: &'a ConditionProxy,
-}
-
-impl Drop for ConditionProxyGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.cond.release();
     }
 }
