@@ -96,7 +96,8 @@ fn offer_made(chan: Channel, peer: &Peer<'_>, made: io::Result<(Link, Link)>) ->
 }
 
 /// The client's side, after the handshake: takes the listener's offer and
-/// returns its end of the rings, closing the socket.
+/// returns its end of the rings, closing the socket; or, if the listener could
+/// not make them, keeps the socket.
 pub(crate) fn take(chan: Channel, peer: &Peer<'_>) -> Result<Channel> {
     let sock = chan
         .idle_socket()
