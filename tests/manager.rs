@@ -1258,6 +1258,31 @@ fn the_server_survives_garbage_before_and_after_authentication() {
 }
 
 #[mproc::test]
+fn the_server_survives_bad_frames_from_clients_in_shared_memory() {
+    let path = common::temp_path("manager-bad-frames.sock");
+    let serving = Serving::at(path.as_path(), b"key", |s| {
+        s.set_max_message(1 << 20);
+        s.dict("d");
+    });
+    // A frame that is no request is answered with an error, the connection goes on.
+    let conn = Client::<()>::connect(&serving.addr, b"key").unwrap();
+    conn.send_bytes(b"\xfe\xfd garbage").unwrap();
+    assert!(!conn.recv_bytes_timeout(Duration::from_secs(10)).unwrap().is_empty());
+    // A frame over the server's limit (and larger than the ring) closes that connection only.
+    let err = conn.send_bytes(&vec![7u8; 3 << 20]).and_then(|()| conn.recv_bytes_timeout(Duration::from_secs(10)));
+    assert!(err.is_err(), "an oversized request was answered");
+    // A frame cut short by a client that goes away.
+    let cut = Client::<()>::connect(&serving.addr, b"key").unwrap();
+    cut.__write_raw(&100u64.to_le_bytes()).unwrap();
+    cut.__write_raw(b"only part").unwrap();
+    drop(cut);
+    let mgr = Manager::connect(&serving.addr, b"key").unwrap();
+    let d = mgr.get_dict::<u8, u8>("d").unwrap();
+    d.insert(1, 1).unwrap();
+    assert_eq!(d.len().unwrap(), 1);
+}
+
+#[mproc::test]
 fn silent_half_open_clients_do_not_keep_others_out() {
     let serving = Serving::new(b"key", |s| {
         s.set_handshake_timeout(Duration::from_millis(500));
