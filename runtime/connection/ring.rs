@@ -16,7 +16,9 @@
 //!
 //! ## Sleeping and waking
 //!
-//! A thread that finds nothing to read (or no room to write) counts itself in
+//! A receiver that finds nothing to read first watches the ring for up to
+//! [`YIELD_FOR`] (spinning, then yielding its processor between looks). A
+//! thread that still finds nothing to read (or no room to write) counts itself in
 //! its end's `receivers` (`senders`), looks once more, and sleeps in `poll(2)` on
 //! its end's doorbell and its socket. The other side, after moving `tail`
 //! (`head`), looks at those counts and rings the doorbell when one is not zero.
