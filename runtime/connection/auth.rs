@@ -65,7 +65,7 @@ pub(crate) fn client(chan: &Channel, key: &[u8], peer: &Peer<'_>) -> Result<()> 
 
 fn deliver_challenge(chan: &Channel, key: &[u8], peer: &Peer<'_>) -> Result<()> {
     let mut nonce = [0u8; NONCE_LEN];
-    random_bytes(&mut nonce)?;
+    crate::sys::random::fill(&mut nonce)?;
     let message = [DIGEST, &nonce].concat();
     send(chan, &[CHALLENGE, &message].concat(), peer)?;
     let response = recv(chan, peer)?;
@@ -149,39 +149,9 @@ pub(crate) fn protocol(peer: &Peer<'_>, what: &str) -> Error {
     ))
 }
 
-/// Fills `buf` from the kernel's random source (`getrandom(2)`, blocking only until
-/// the pool is first initialised at boot).
-fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: `rest` is a valid, writable buffer of `rest.len()` bytes for the
-        // duration of the call; getrandom writes at most that many.
-        let r = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        filled += r as usize;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
-
-    #[test]
-    fn random_bytes_fill_the_buffer_and_differ() {
-        let mut a = [0u8; 64];
-        let mut b = [0u8; 64];
-        random_bytes(&mut a).unwrap();
-        random_bytes(&mut b).unwrap();
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn digests_verify_only_under_the_same_key() {

@@ -9,7 +9,7 @@
 //! by any means, SIGKILL included. (A `Fork` child of the owner that runs a
 //! task by name holds no copy of the owner's end: see `handle::drop_inherited`.)
 
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -113,7 +113,7 @@ impl Owned {
     /// Starts a server process; returns it and its socket's path and authkey.
     pub(crate) fn start(method: Option<StartMethod>) -> Result<(Owned, PathBuf, Vec<u8>)> {
         let mut authkey = vec![0u8; 32];
-        random_bytes(&mut authkey)?;
+        crate::sys::random::fill(&mut authkey).map_err(|e| no_randomness(e, "key"))?;
         let dir = private_dir()?;
         let socket = dir.join("manager.sock");
         match Self::launch(method, &dir, &socket, &authkey) {
@@ -182,7 +182,7 @@ impl Owned {
 fn private_dir() -> Result<PathBuf> {
     sweep_stale_dirs();
     let mut tag = [0u8; 8];
-    random_bytes(&mut tag)?;
+    crate::sys::random::fill(&mut tag).map_err(|e| no_randomness(e, "directory name"))?;
     let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
     let dir = std::env::temp_dir().join(format!("mproc-manager-{}-{hex}", std::process::id()));
     std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| {
@@ -211,9 +211,7 @@ fn sweep_stale_dirs() {
     }
 }
 
-/// Fills `buf` from `/dev/urandom`.
-fn random_bytes(buf: &mut [u8]) -> Result<()> {
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .map_err(|e| Error::Io(io::Error::new(e.kind(), format!("cannot read /dev/urandom for an authkey: {e}"))))
+/// The kernel gave no random bytes for the manager's `what`.
+fn no_randomness(e: io::Error, what: &str) -> Error {
+    Error::Io(io::Error::new(e.kind(), format!("cannot get random bytes for the manager's {what} (getrandom): {e}")))
 }

@@ -80,7 +80,6 @@ pub(crate) fn unexpected(response: Response) -> Error {
 /// conditions: random, and made again in a forked child, which must not pass
 /// for its parent's thread.
 pub(crate) fn thread_owner() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
     thread_local! {
         static OWNER: std::cell::Cell<(u32, u64)> = const { std::cell::Cell::new((0, 0)) };
     }
@@ -89,15 +88,7 @@ pub(crate) fn thread_owner() -> u64 {
         match owner.get() {
             (p, id) if p == pid && id != 0 => id,
             _ => {
-                // The standard library's randomly keyed hasher, over what tells
-                // this thread apart (a forked child inherits the keys).
-                let mut h = std::hash::RandomState::new().build_hasher();
-                h.write_u32(pid);
-                h.write(format!("{:?}", std::thread::current().id()).as_bytes());
-                h.write_u128(
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
-                );
-                let id = h.finish() | 1;
+                let id = crate::sys::random::u64() | 1;
                 owner.set((pid, id));
                 id
             }

@@ -233,10 +233,8 @@ pub(crate) struct Store {
 
 impl Default for Store {
     fn default() -> Store {
-        use std::hash::{BuildHasher, Hasher};
-        // A random number from the standard library's randomly keyed hasher,
-        // below 2^48: room for more ids than a server will ever give.
-        let first_id = std::hash::RandomState::new().build_hasher().finish() >> 16;
+        // Below 2^48: room for more ids than a server will ever give.
+        let first_id = crate::sys::random::u64() >> 16;
         Store {
             objects: RwLock::default(),
             names: Mutex::default(),

@@ -8,5 +8,6 @@ pub(crate) mod fd;
 pub(crate) mod frame;
 pub(crate) mod futex;
 pub(crate) mod pid;
+pub(crate) mod random;
 pub(crate) mod shm;
 pub(crate) mod sock;
