@@ -645,6 +645,15 @@ fn a_barrier_wait_that_runs_out_breaks_it_until_reset() {
 }
 
 #[mproc::test]
+fn a_barrier_of_no_parties_is_misuse_that_says_so() {
+    let mgr = Manager::start().unwrap();
+    let err = mgr.barrier(0).unwrap_err();
+    assert!(matches!(err, Error::Misuse { .. }) && err.to_string().contains("at least 1 party"), "{err}");
+    let server = Server::bind("127.0.0.1:0", b"key").unwrap();
+    assert!(matches!(server.barrier("b", 0), Err(Error::Misuse { .. })));
+}
+
+#[mproc::test]
 fn abort_ends_the_waits_at_a_barrier_with_broken_barrier() {
     let mgr = Manager::start().unwrap();
     let b = mgr.barrier(3).unwrap();

@@ -233,28 +233,21 @@ impl Manager {
     /// A new semaphore in the server with `value` free slots: Python's
     /// `manager.Semaphore(value)`.
     pub fn semaphore(&self, value: usize) -> Result<SemaphoreProxy> {
-        self.make_semaphore(value, None)
+        Proxy::create(&self.remote, Kind::Semaphore, protocol::semaphore_init(value, None)?, None)
+            .map(SemaphoreProxy::from_proxy)
     }
 
     /// A new bounded semaphore in the server with `value` free slots, which a
     /// release may not pass: Python's `manager.BoundedSemaphore(value)`.
     pub fn bounded_semaphore(&self, value: usize) -> Result<SemaphoreProxy> {
-        self.make_semaphore(value, Some(value as u64))
-    }
-
-    fn make_semaphore(&self, value: usize, bound: Option<u64>) -> Result<SemaphoreProxy> {
-        let init = vec![Blob(codec::encode(&(value as u64))?), Blob(codec::encode(&bound)?)];
-        Proxy::create(&self.remote, Kind::Semaphore, init, None).map(SemaphoreProxy::from_proxy)
+        Proxy::create(&self.remote, Kind::Semaphore, protocol::semaphore_init(value, Some(value as u64))?, None)
+            .map(SemaphoreProxy::from_proxy)
     }
 
     /// A new barrier in the server for `parties` parties (at least 1): Python's
     /// `manager.Barrier(parties)`.
     pub fn barrier(&self, parties: usize) -> Result<BarrierProxy> {
-        if parties == 0 {
-            return Err(crate::Error::Misuse { what: "a manager barrier needs at least 1 party, not 0".into() });
-        }
-        let init = vec![Blob(codec::encode(&(parties as u64))?)];
-        Proxy::create(&self.remote, Kind::Barrier, init, None).map(BarrierProxy::from_proxy)
+        Proxy::create(&self.remote, Kind::Barrier, protocol::barrier_init(parties)?, None).map(BarrierProxy::from_proxy)
     }
 
     /// A new, free re-entrant lock in the server: Python's `manager.RLock()`.

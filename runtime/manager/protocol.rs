@@ -62,6 +62,22 @@ impl Kind {
     }
 }
 
+/// What [`Request::Create`] carries for a semaphore of `value` free slots
+/// (bounded by `bound`, for a bounded one).
+pub(crate) fn semaphore_init(value: usize, bound: Option<u64>) -> crate::Result<Vec<Blob>> {
+    Ok(vec![Blob(crate::codec::encode(&(value as u64))?), Blob(crate::codec::encode(&bound)?)])
+}
+
+/// What [`Request::Create`] carries for a barrier of `parties` (at least 1).
+pub(crate) fn barrier_init(parties: usize) -> crate::Result<Vec<Blob>> {
+    if parties == 0 {
+        return Err(crate::Error::Misuse {
+            what: "a manager barrier needs at least 1 party, not 0: give the number of parties that wait".into(),
+        });
+    }
+    Ok(vec![Blob(crate::codec::encode(&(parties as u64))?)])
+}
+
 /// How long an operation that can block waits in the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Wait {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::protocol::{Blob, Fault, Kind, Request, Response};
+use super::protocol::{self, Blob, Fault, Kind, Request, Response};
 use super::store::Store;
 use crate::codec;
 use crate::connection::{Address, Connection, Listener, ToAddress, Waitable};
@@ -257,29 +257,22 @@ impl Server {
     /// Publishes a semaphore with `value` free slots under `name`; clients get
     /// it with [`Manager::get_semaphore`](super::Manager::get_semaphore).
     pub fn semaphore(&self, name: &str, value: usize) -> Result<()> {
-        self.publish_semaphore(name, value, None)
+        self.publish(name, Kind::Semaphore, protocol::semaphore_init(value, None)?, None);
+        Ok(())
     }
 
     /// Publishes a bounded semaphore with `value` free slots (which a release
     /// may not pass) under `name`; clients get it with
     /// [`Manager::get_semaphore`](super::Manager::get_semaphore).
     pub fn bounded_semaphore(&self, name: &str, value: usize) -> Result<()> {
-        self.publish_semaphore(name, value, Some(value as u64))
-    }
-
-    fn publish_semaphore(&self, name: &str, value: usize, bound: Option<u64>) -> Result<()> {
-        let init = vec![Blob(codec::encode(&(value as u64))?), Blob(codec::encode(&bound)?)];
-        self.publish(name, Kind::Semaphore, init, None);
+        self.publish(name, Kind::Semaphore, protocol::semaphore_init(value, Some(value as u64))?, None);
         Ok(())
     }
 
     /// Publishes a barrier for `parties` parties (at least 1) under `name`;
     /// clients get it with [`Manager::get_barrier`](super::Manager::get_barrier).
     pub fn barrier(&self, name: &str, parties: usize) -> Result<()> {
-        if parties == 0 {
-            return Err(Error::Misuse { what: "a manager barrier needs at least 1 party, not 0".into() });
-        }
-        self.publish(name, Kind::Barrier, vec![Blob(codec::encode(&(parties as u64))?)], None);
+        self.publish(name, Kind::Barrier, protocol::barrier_init(parties)?, None);
         Ok(())
     }
 

@@ -27,6 +27,17 @@ fn waited(done: Result<bool>) -> Result<()> {
 /// Holds what a proxy acquired (a lock, a semaphore's slot, a re-entrant
 /// lock or a condition's lock) and gives it back when dropped; an error then,
 /// the server being gone, is ignored: a server that is gone holds nothing.
+///
+/// ```
+/// let mgr = mproc::Manager::start()?;
+/// let sem = mgr.semaphore(1)?;
+/// {
+///     let _slot: mproc::manager::SemaphoreProxyGuard<'_> = sem.slot()?;
+///     assert_eq!(sem.value()?, 0);
+/// }
+/// assert_eq!(sem.value()?, 1);
+/// # Ok::<(), mproc::Error>(())
+/// ```
 #[must_use = "what the guard holds is given back as soon as it is dropped"]
 pub struct ProxyGuard<'a, P> {
     proxy: &'a P,
