@@ -61,6 +61,8 @@ enum Mode {
     Plain,
     Hold,
     Release,
+    /// Once no other connection holds the object: out of the store.
+    Destroy,
 }
 
 /// One connection's standing with the store: its id, the objects it holds or
@@ -87,7 +89,7 @@ impl Session<'_> {
             Request::Call { id, op } => self.call(id, Some(op), Mode::Plain),
             Request::Hold { id, op } => self.call(id, Some(op), Mode::Hold),
             Request::Release { id, op } => self.call(id, op, Mode::Release),
-            Request::Destroy { id } => self.destroy(id),
+            Request::Destroy { id } => self.call(id, None, Mode::Destroy),
         };
         answer.map(|a| a.unwrap_or_else(Response::Fault))
     }
@@ -163,44 +165,26 @@ impl Session<'_> {
                 }
                 _ => Err(Fault::NotHeld(inner.state.kind())),
             },
+            Mode::Destroy => {
+                // Requests waiting on it wake (below) and find it destroyed.
+                inner.destroyed = true;
+                inner.holder = None;
+                self.held.remove(&id);
+                self.store.remove(id);
+                Ok(Response::Done)
+            }
         };
         // What the connection may leave behind when it ends: a lock it acquired,
         // a barrier or a condition it waits at. Looked at then.
-        if answer.is_ok() && matches!(inner.state.kind(), Kind::Lock | Kind::RLock | Kind::Condition | Kind::Barrier) {
+        if answer.is_ok()
+            && mode != Mode::Destroy
+            && matches!(inner.state.kind(), Kind::Lock | Kind::RLock | Kind::Condition | Kind::Barrier)
+        {
             self.held.insert(id);
         }
         drop(inner);
         object.changed.notify_all();
         Some(answer)
-    }
-}
-
-impl Session<'_> {
-    /// Destroys the object `id` once no other connection holds it.
-    fn destroy(&mut self, id: u64) -> Option<Result<Response, Fault>> {
-        let Some(object) = self.store.object(id) else {
-            return Some(Err(self.store.missing(id)));
-        };
-        let mut inner = object.lock();
-        loop {
-            if inner.destroyed {
-                return Some(Err(Fault::Destroyed(id)));
-            }
-            if inner.holder.is_none_or(|(conn, _)| conn == self.id) {
-                break;
-            }
-            if (self.gone)() {
-                return None;
-            }
-            inner = object.changed.wait_timeout(inner, POLL).unwrap_or_else(PoisonError::into_inner).0;
-        }
-        inner.destroyed = true;
-        inner.holder = None;
-        self.held.remove(&id);
-        self.store.remove(id);
-        drop(inner);
-        object.changed.notify_all();
-        Some(Ok(Response::Done))
     }
 }
 
