@@ -62,6 +62,15 @@ impl Bench {
         warn(self.python.as_ref()?.run(label, script, args, plan))
     }
 
+    /// Ends the progress line a [`cpython_json`](Self::cpython_json) call left
+    /// open: `ok` when every list of samples the caller needed was there.
+    pub fn end_cpython_json(&self, ok: bool, plan: Plan) {
+        match ok {
+            true => eprintln!(" done (n = {})", plan.iters),
+            false => eprintln!(" bad output: some samples missing"),
+        }
+    }
+
     /// "CPython 3.11.7", for column headers.
     pub fn cpython_name(&self) -> String {
         self.python.as_ref().map(|p| format!("CPython {}", p.version)).unwrap_or_else(|| "CPython".into())

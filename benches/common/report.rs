@@ -1,7 +1,7 @@
 //! The report: sections of tables plus the targets they check, rendered to Markdown.
 
 use super::machine::Machine;
-use super::stats::fmt_ratio;
+use super::stats::{Plan, Stats, fmt_rate, fmt_ratio};
 
 /// A target on a ratio, or on an absolute figure.
 #[derive(Clone, Copy, Debug)]
@@ -179,5 +179,36 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// The table cells the side-by-side sections share, for figures that may be
+/// missing (a CPython run that failed).
+pub mod cells {
+    use super::*;
+
+    /// "mproc runs / CPython runs".
+    pub fn runs(p: &(Plan, Plan)) -> String {
+        format!("{} / {}", p.0.iters, p.1.iters)
+    }
+
+    /// CPython's median over mproc's: how many times faster mproc is.
+    pub fn ratio(theirs: &Option<Stats>, ours: &Stats) -> Option<f64> {
+        theirs.as_ref().map(|t| t.median / ours.median)
+    }
+
+    /// [`ratio`] as a cell ("—" when CPython's figure is missing).
+    pub fn faster(theirs: &Option<Stats>, ours: &Stats) -> String {
+        ratio(theirs, ours).map(fmt_ratio).unwrap_or_else(|| "—".into())
+    }
+
+    /// A time with its spread, or "not measured".
+    pub fn time(st: &Option<Stats>) -> String {
+        st.as_ref().map(Stats::spread).unwrap_or_else(|| "not measured".into())
+    }
+
+    /// A rate of `per_run` `unit`s per run, or "not measured".
+    pub fn rate(st: &Option<Stats>, per_run: f64, unit: &str) -> String {
+        st.as_ref().map(|st| fmt_rate(st, per_run, unit)).unwrap_or_else(|| "not measured".into())
     }
 }

@@ -18,6 +18,7 @@ use crate::common::child::Child;
 use crate::common::floor::SocketChild;
 use crate::common::plot::{LogLogChart, Series, XTicks};
 use crate::common::python::samples;
+use crate::common::report::cells::{ratio, runs};
 use crate::common::report::{Section, Table, Target};
 use crate::common::stats::{Plan, Stats, fmt_int, fmt_rate, fmt_ratio, measure, measure_interleaved};
 use crate::common::{Bench, Mode};
@@ -818,7 +819,6 @@ fn report(bench: &Bench, r: &Results, q: &QueueResults) -> Section {
     section.text("### Pipes");
     let [floor_small, mproc_small] = &r.small;
     let [floor_ping, mproc_ping] = &r.ping;
-    let runs = |p: &(Plan, Plan)| format!("{} / {}", p.0.iters, p.1.iters);
 
     section.text(format!(
         "`mproc::Pipe` against CPython's `multiprocessing.Pipe()` (`benches/{SCRIPT}`), both duplex, between \
@@ -838,7 +838,6 @@ fn report(bench: &Bench, r: &Results, q: &QueueResults) -> Section {
     ));
     let header = ["workload", "mproc", &cp, "× faster", "target", "met", "runs (mproc / CPython)"];
     let mut table = Table::new(&header);
-    let ratio = |theirs: &Option<Stats>, ours: &Stats| theirs.as_ref().map(|t| t.median / ours.median);
     let n = r.small_n as f64;
     let [x, target, met] =
         section.check("Pipe small messages vs CPython", ratio(&r.small_cpython, mproc_small), Target::AtLeast(10.0));
@@ -961,8 +960,6 @@ fn report(bench: &Bench, r: &Results, q: &QueueResults) -> Section {
 
 /// The Queues part of the section; `p`: the pipe figures it refers to.
 fn report_queues(section: &mut Section, cp: &str, p: &Results, q: &QueueResults) {
-    let runs = |p: &(Plan, Plan)| format!("{} / {}", p.0.iters, p.1.iters);
-    let ratio = |theirs: &Option<Stats>, ours: &Stats| theirs.as_ref().map(|t| t.median / ours.median);
     let b = &q.bytes;
     section.text("### Queues");
     section.text(format!(

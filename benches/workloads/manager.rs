@@ -17,6 +17,7 @@ use mproc::{Connection, Manager, Pipe, Process, ProcessBuilder, StartMethod, Tas
 
 use crate::common::floor::SocketChild;
 use crate::common::python::samples;
+use crate::common::report::cells::{faster, rate, ratio, runs, time};
 use crate::common::report::{Section, Table, Target};
 use crate::common::stats::{Plan, Stats, fmt_int, fmt_rate, fmt_ratio, fmt_time, measure};
 use crate::common::{Bench, Mode};
@@ -316,14 +317,6 @@ fn measure_settled(labels: &[&str], plan: Plan, mut f: impl FnMut(usize)) -> Vec
     summarise(&labels.join(" | "), &lists)
 }
 
-/// Ends the progress line a `cpython_json` call left open.
-fn end_progress(ok: bool, plan: Plan) {
-    match ok {
-        true => eprintln!(" done (n = {})", plan.iters),
-        false => eprintln!(" bad output: some samples missing"),
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Start-up and shutdown.
 
@@ -369,7 +362,7 @@ fn measure_startup(bench: &Bench, fork: bool) -> Startup {
         plans.1,
     );
     let [cpython_start, cpython_shutdown] = ["samples", "shutdown"].map(|k| value.as_ref().and_then(|v| samples(v, k)));
-    end_progress(cpython_start.is_some() && cpython_shutdown.is_some(), plans.1);
+    bench.end_cpython_json(cpython_start.is_some() && cpython_shutdown.is_some(), plans.1);
     let call = if fork { "Manager::start_with(StartMethod::Fork)" } else { "Manager::start()" };
     Startup { method: name, call, start, shutdown, cpython_start, cpython_shutdown, plans }
 }
@@ -427,12 +420,12 @@ fn measure_round_trips(bench: &Bench) -> RoundTrips {
         bench.cpython_json("CPython ping-pong | dict insert | get", SCRIPT, &["--workload", "roundtrip"], plans.1);
     let [cpython_ping, cpython_insert, cpython_get] =
         ["ping", "insert", "get"].map(|k| value.as_ref().and_then(|v| samples(v, k)));
-    end_progress(cpython_ping.is_some() && cpython_insert.is_some() && cpython_get.is_some(), plans.1);
+    bench.end_cpython_json(cpython_ping.is_some() && cpython_insert.is_some() && cpython_get.is_some(), plans.1);
     let value =
         bench.cpython_json("CPython dict insert | get, from a child", SCRIPT, &["--workload", "child"], plans.1);
     let [cpython_child_insert, cpython_child_get] =
         ["insert", "get"].map(|k| value.as_ref().and_then(|v| samples(v, k)));
-    end_progress(cpython_child_insert.is_some() && cpython_child_get.is_some(), plans.1);
+    bench.end_cpython_json(cpython_child_insert.is_some() && cpython_child_get.is_some(), plans.1);
     RoundTrips {
         insert,
         get,
@@ -561,14 +554,6 @@ pub fn run(bench: &Bench) -> Section {
 fn report(bench: &Bench, startups: &[Startup], r: &RoundTrips, a: &Append, clients: &[ClientsPoint]) -> Section {
     let cp = bench.cpython_name();
     let mut section = Section::new("Managers");
-    let runs = |p: &(Plan, Plan)| format!("{} / {}", p.0.iters, p.1.iters);
-    let ratio = |theirs: &Option<Stats>, ours: &Stats| theirs.as_ref().map(|t| t.median / ours.median);
-    let faster =
-        |theirs: &Option<Stats>, ours: &Stats| ratio(theirs, ours).map(fmt_ratio).unwrap_or_else(|| "—".into());
-    let time = |st: &Option<Stats>| st.as_ref().map(Stats::spread).unwrap_or_else(|| "not measured".into());
-    let rate = |st: &Option<Stats>, per_run: f64, unit: &str| {
-        st.as_ref().map(|st| fmt_rate(st, per_run, unit)).unwrap_or_else(|| "not measured".into())
-    };
 
     section.text(format!(
         "`mproc::Manager` and its `DictProxy` and `ListProxy` against CPython's `multiprocessing.Manager()` \

@@ -15,6 +15,7 @@ use mproc::{Array, Connection, Lock, Process, SharedMemory, StartMethod, Value};
 
 use crate::common::child::Child;
 use crate::common::python::samples;
+use crate::common::report::cells::{faster, rate, ratio, runs, time};
 use crate::common::report::{Section, Table, Target};
 use crate::common::stats::{Plan, Stats, fmt_int, fmt_rate, fmt_ratio, measure_interleaved};
 use crate::common::{Bench, Mode};
@@ -233,16 +234,8 @@ fn measure_lock(bench: &Bench) -> LockResults {
         bench.cpython_json(&format!("CPython Lock × {n}"), SCRIPT, &["--workload", "lock", "--items", &n_arg], plans.1);
     let [cpython, cpython_with] =
         ["samples", "with"].map(|k| value.as_ref().and_then(|v| samples(v, k)).map(|s| s.scaled(per_pair)));
-    end_progress(cpython.is_some() && cpython_with.is_some(), plans.1);
+    bench.end_cpython_json(cpython.is_some() && cpython_with.is_some(), plans.1);
     LockResults { n, pairs, guard, floor, std, cpython, cpython_with, plans }
-}
-
-/// Ends the progress line a `cpython_json` call left open.
-fn end_progress(ok: bool, plan: Plan) {
-    match ok {
-        true => eprintln!(" done (n = {})", plan.iters),
-        false => eprintln!(" bad output: some samples missing"),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -437,7 +430,10 @@ fn measure_shm(bench: &Bench) -> ShmResults {
     );
     let [cpython_write, cpython_read_into, cpython_read_bytes] =
         ["write", "read_into", "read_bytes"].map(|k| value.as_ref().and_then(|v| samples(v, k)));
-    end_progress(cpython_write.is_some() && cpython_read_into.is_some() && cpython_read_bytes.is_some(), plans.1);
+    bench.end_cpython_json(
+        cpython_write.is_some() && cpython_read_into.is_some() && cpython_read_bytes.is_some(),
+        plans.1,
+    );
     ShmResults { size, floor, write, read_at, to_vec, cpython_write, cpython_read_into, cpython_read_bytes, plans }
 }
 
@@ -459,14 +455,6 @@ pub fn run(bench: &Bench) -> Section {
 fn report(bench: &Bench, l: &LockResults, inc: &IncrementResults, a: &ArrayResults, s: &ShmResults) -> Section {
     let cp = bench.cpython_name();
     let mut section = Section::new("Locks and shared memory");
-    let runs = |p: &(Plan, Plan)| format!("{} / {}", p.0.iters, p.1.iters);
-    let ratio = |theirs: &Option<Stats>, ours: &Stats| theirs.as_ref().map(|t| t.median / ours.median);
-    let faster =
-        |theirs: &Option<Stats>, ours: &Stats| ratio(theirs, ours).map(fmt_ratio).unwrap_or_else(|| "—".into());
-    let time = |st: &Option<Stats>| st.as_ref().map(Stats::spread).unwrap_or_else(|| "not measured".into());
-    let rate = |st: &Option<Stats>, per_run: f64, unit: &str| {
-        st.as_ref().map(|st| fmt_rate(st, per_run, unit)).unwrap_or_else(|| "not measured".into())
-    };
     let mib = s.size / MIB;
     let bytes = s.size as f64;
     let ops = (2 * inc.n) as f64;
