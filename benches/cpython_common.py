@@ -9,6 +9,7 @@ library only.
 
 import argparse
 import json
+import multiprocessing
 import platform
 import time
 
@@ -45,3 +46,48 @@ def report(workload, method, results):
     out = {"python": platform.python_version(), "workload": workload, "method": method}
     out.update(results)
     print(json.dumps(out))
+
+
+# How long a child may take to end once its work is done.
+JOIN_TIMEOUT = 10
+
+
+class Children:
+    """Forked children running `target(conn, other, *args)` for each tuple of
+    `args_list`, each with a duplex Pipe (`conn` its end, `other` the parent's,
+    which it closes); always ended and joined on leaving the `with` block, killed
+    on errors."""
+
+    def __init__(self, target, args_list):
+        ctx = multiprocessing.get_context("fork")
+        self.conns, self.procs = [], []
+        try:
+            for args in args_list:
+                here, there = ctx.Pipe(duplex=True)
+                p = ctx.Process(target=target, args=(there, here, *args), daemon=True)
+                p.start()
+                there.close()
+                self.conns.append(here)
+                self.procs.append(p)
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        self.close(failed=kind is not None)
+
+    def close(self, failed):
+        for c in self.conns:
+            c.close()
+        for p in self.procs:
+            if failed:
+                p.kill()
+            p.join(JOIN_TIMEOUT)
+            if p.exitcode is None:
+                p.kill()
+                p.join()
+        if not failed and any(p.exitcode != 0 for p in self.procs):
+            raise RuntimeError(f"a child exited with {[p.exitcode for p in self.procs]}")

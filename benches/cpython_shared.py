@@ -38,7 +38,7 @@ import os
 import time
 from multiprocessing import shared_memory
 
-from cpython_common import arguments, report, timed
+from cpython_common import Children, arguments, report, timed
 
 CTX = multiprocessing.get_context("fork")
 PATTERN = 0xAB
@@ -77,44 +77,6 @@ def serve(conn, other, work):
         pass
 
 
-class Children:
-    """Forked children each serving `work` on a duplex Pipe (see `serve`); always
-    ended and joined on leaving the `with` block."""
-
-    def __init__(self, count, work):
-        self.conns, self.procs = [], []
-        try:
-            for _ in range(count):
-                here, there = CTX.Pipe(duplex=True)
-                p = CTX.Process(target=serve, args=(there, here, work), daemon=True)
-                p.start()
-                there.close()
-                self.conns.append(here)
-                self.procs.append(p)
-        except BaseException:
-            self.close(failed=True)
-            raise
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        self.close(failed=kind is not None)
-
-    def close(self, failed):
-        for c in self.conns:
-            c.close()
-        for p in self.procs:
-            if failed:
-                p.kill()
-            p.join(10)
-            if p.exitcode is None:
-                p.kill()
-                p.join()
-        if not failed and any(p.exitcode != 0 for p in self.procs):
-            raise RuntimeError(f"a child exited with {[p.exitcode for p in self.procs]}")
-
-
 def increments(args):
     n = args.items
     v = CTX.Value("q", 0)
@@ -124,7 +86,7 @@ def increments(args):
             with v.get_lock():
                 v.value += 1
 
-    with Children(2, work) as children:
+    with Children(serve, [(work,)] * 2) as children:
 
         def run():
             v.value = 0
@@ -174,7 +136,7 @@ def array_cold(args):
 def array_warm(args):
     n = args.items
     a = CTX.Array("d", n)
-    with Children(1, lambda _k: fill(a)) as children:
+    with Children(serve, [(lambda _k: fill(a),)]) as children:
         (conn,) = children.conns
 
         def run():
@@ -198,7 +160,7 @@ def shm_workload(args):
 
         into = bytearray(size)
         into_view = memoryview(into)
-        with Children(1, write) as children:
+        with Children(serve, [(write,)]) as children:
             (conn,) = children.conns
             samples = {"write": [], "read_into": [], "read_bytes": []}
             for i in range(args.warmup + args.iterations):
